@@ -1,0 +1,38 @@
+"""The Falcon application: routes, middleware and error handlers."""
+
+from __future__ import annotations
+
+import falcon
+
+from rvssh.http.connections import ConnectResource, DisconnectResource, SessionsResource, StatusResource
+from rvssh.http.errors import register_error_handlers
+from rvssh.http.health import HealthResource
+from rvssh.http.known_hosts import KnownHostsAcceptResource, KnownHostsListResource, KnownHostsRemoveResource
+from rvssh.http.validation import ValidationMiddleware
+from rvssh.services.container import Services, build_services
+from rvssh.settings import Settings
+
+API = "/api"
+REMOTE = "/api/remote"
+
+
+def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
+    """Build the WSGI app for ``settings``; tests may pass their own ``services``."""
+    services = services or build_services(settings)
+    app = falcon.App(middleware=[ValidationMiddleware()])
+    app.req_options.strip_url_path_trailing_slash = True
+    register_error_handlers(app)
+    app.add_route(f"{API}/health", HealthResource())
+    app.add_route(f"{REMOTE}/connect", ConnectResource(services))
+    app.add_route(f"{REMOTE}/sessions", SessionsResource(services))
+    app.add_route(f"{REMOTE}/disconnect", DisconnectResource(services))
+    app.add_route(f"{REMOTE}/status", StatusResource(services))
+    app.add_route(f"{REMOTE}/known-hosts/accept", KnownHostsAcceptResource(services))
+    app.add_route(f"{REMOTE}/known-hosts/list", KnownHostsListResource(services))
+    app.add_route(f"{REMOTE}/known-hosts/remove", KnownHostsRemoveResource(services))
+    return app
+
+
+def wsgi_app() -> falcon.App:
+    """Return the app configured from the environment (the gunicorn entry point)."""
+    return create_app(Settings.from_env())

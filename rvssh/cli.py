@@ -1,0 +1,113 @@
+"""Command line: ``rvssh serve`` runs the API under gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from gunicorn.app.base import BaseApplication
+
+from rvssh import __version__
+from rvssh.settings import DEFAULT_BIND, Settings
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+class GunicornApplication(BaseApplication):  # type: ignore[misc]
+    """Run ``create_app(settings)`` in each gunicorn worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": self._settings.bind,
+            "workers": self._settings.workers,
+            "threads": self._settings.threads,
+            "worker_class": "gthread",
+            "accesslog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "errorlog": "-",
+            "loglevel": "info",
+            # Remote work (viewer start) can take a while; the worker is busy, not hung.
+            "timeout": max(120, int(self._settings.viewer_ready_timeout) + 60),
+            "graceful_timeout": 10,
+            "proc_name": "rvssh",
+            "when_ready": self._announce,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def _announce(self, server: Any) -> None:
+        host = self._settings.bind_host
+        shown = f"[{host}]" if ":" in host else host
+        server.log.info("rvssh %s serving the Remote Viewer API at http://%s:%d/api (state in %s)",
+                        __version__, shown, self._settings.bind_port, self._settings.state_dir)
+
+    def load(self) -> Any:
+        from rvssh.app import create_app
+
+        return create_app(self._settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``rvssh`` command."""
+    parser = argparse.ArgumentParser(
+        prog="rvssh",
+        description="Serve the Runicorn Remote Viewer API locally, doing every SSH operation with the system OpenSSH client.",
+    )
+    parser.add_argument("--version", action="version", version=f"rvssh {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API under gunicorn (Ctrl-C stops it)")
+    serve.add_argument("--bind", help=f"HOST:PORT to listen on (env RVSSH_BIND; default {DEFAULT_BIND})")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (env RVSSH_WORKERS; default 1)")
+    serve.add_argument("--threads", type=int, help="threads per worker (env RVSSH_THREADS; default 32)")
+    serve.add_argument("--state-dir", type=Path,
+                       help="private state directory (env RVSSH_STATE_DIR; default $XDG_STATE_HOME/rvssh)")
+    serve.add_argument("--ssh-config", type=Path, help="ssh config file passed as ssh -F (env RVSSH_SSH_CONFIG)")
+    serve.add_argument("--connect-timeout", type=float,
+                       help="seconds a connect may take (env RVSSH_CONNECT_TIMEOUT; default 15)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /api/remote/* (env RVSSH_TOKEN)")
+    serve.add_argument("--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                       help="let browser pages from ORIGIN call the API, e.g. http://127.0.0.1:8000 "
+                            "(repeatable; env RVSSH_ALLOWED_ORIGINS, comma separated)")
+    serve.add_argument("--allow-host", action="append", dest="allowed_hosts", metavar="NAME",
+                       help="accept this Host header name besides loopback names "
+                            "(repeatable; env RVSSH_ALLOWED_HOSTS, comma separated)")
+    serve.add_argument("--no-save-secrets", action="store_false", dest="save_secrets", default=None,
+                       help="never keep passwords or passphrases of saved connections (env RVSSH_SAVE_SECRETS=0)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Merge command-line flags over the environment."""
+    return Settings.from_env(
+        bind=args.bind,
+        workers=args.workers,
+        threads=args.threads,
+        state_dir=args.state_dir,
+        ssh_config=args.ssh_config,
+        connect_timeout=args.connect_timeout,
+        token=args.token,
+        allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+        allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
+        save_secrets=args.save_secrets,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rvssh`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        settings = settings_from_args(args)
+        GunicornApplication(settings).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

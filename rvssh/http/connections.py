@@ -1,0 +1,63 @@
+"""Resources for connect, sessions, disconnect and status."""
+
+from __future__ import annotations
+
+import falcon
+
+from rvssh.models import (
+    ConnectRequest,
+    ConnectResponse,
+    DisconnectRequest,
+    MessageResponse,
+    SessionsResponse,
+    StatusResponse,
+)
+from rvssh.services.container import Services
+
+
+class ConnectResource:
+    body_models = {"POST": ConnectRequest}
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, body: ConnectRequest) -> None:
+        target, entry = self._services.open_connection(body)
+        resp.media = ConnectResponse(
+            connection_id=entry.key, host=target.host, port=target.port, username=target.username, connected=True
+        ).model_dump()
+
+
+class SessionsResource:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = SessionsResponse(sessions=self._services.connections.list()).model_dump()
+
+
+class DisconnectResource:
+    body_models = {"POST": DisconnectRequest}
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, body: DisconnectRequest) -> None:
+        removed = self._services.connections.disconnect(body.host, body.port, body.username)
+        message = "Connection removed" if removed else "Connection not found"
+        resp.media = MessageResponse(ok=removed, message=message).model_dump()
+
+
+class StatusResource:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        connections = self._services.connections.list()
+        viewer_sessions = self._services.list_viewer_sessions()
+        resp.media = StatusResponse(
+            connections=connections,
+            viewer_sessions=viewer_sessions,
+            connection_count=len(connections),
+            viewer_session_count=len(viewer_sessions),
+        ).model_dump()

@@ -1,0 +1,148 @@
+"""The one place that knows HTTP status codes.
+
+Every rvssh error class maps to a status here; bodies are FastAPI-shaped
+(``{"detail": ...}``) so the Runicorn web UI reads them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+import pydantic
+
+from rvssh import errors
+from rvssh.models import SECRET_FIELDS, HostKeyPayload, HostKeyProblem
+from rvssh.ssh import errors as ssh_errors
+
+log = logging.getLogger("rvssh.http")
+
+# Most specific first: the first class the error is an instance of wins.
+STATUS_BY_ERROR: tuple[tuple[type[Exception], str], ...] = (
+    (ssh_errors.HostKeyError, falcon.HTTP_409),
+    (ssh_errors.InvalidTargetError, falcon.HTTP_400),
+    (ssh_errors.AuthenticationError, falcon.HTTP_401),
+    (ssh_errors.PortInUseError, falcon.HTTP_409),
+    (ssh_errors.ForwardError, falcon.HTTP_502),
+    (ssh_errors.ConnectError, falcon.HTTP_502),
+    (ssh_errors.MasterGoneError, falcon.HTTP_502),
+    (ssh_errors.RemoteCommandError, falcon.HTTP_502),
+    (ssh_errors.RemoteOutputError, falcon.HTTP_502),
+    (errors.BadRequestError, falcon.HTTP_400),
+    (errors.NotFoundError, falcon.HTTP_404),
+    (errors.ForbiddenError, falcon.HTTP_403),
+    (errors.ConflictError, falcon.HTTP_409),
+    (errors.StoreError, falcon.HTTP_500),
+    (errors.RvsshError, falcon.HTTP_500),
+)
+
+
+def status_for(error: Exception) -> str:
+    """Return the HTTP status line for an rvssh error."""
+    for error_class, status in STATUS_BY_ERROR:
+        if isinstance(error, error_class):
+            return status
+    return falcon.HTTP_500
+
+
+def host_key_detail(error: ssh_errors.HostKeyError) -> dict[str, Any]:
+    """Return the 409 ``detail`` object of the seed; expected_* only when known."""
+    payload = HostKeyPayload(
+        host=error.host,
+        port=error.port,
+        known_hosts_host=error.known_hosts_host,
+        key_type=error.presented.key_type,
+        fingerprint_sha256=error.presented.fingerprint_sha256,
+        public_key=error.presented.public_key,
+        reason=error.reason,  # type: ignore[arg-type]
+    )
+    if error.reason == "changed" and error.expected is not None:
+        payload.expected_fingerprint_sha256 = error.expected.fingerprint_sha256
+        payload.expected_public_key = error.expected.public_key
+    return HostKeyProblem(host_key=payload).model_dump(exclude_none=True)
+
+
+def handle_rvssh_error(req: falcon.Request, resp: falcon.Response, ex: errors.RvsshError, params: dict) -> None:
+    """Answer an RvsshError with its status and a ``{"detail": ...}`` body."""
+    resp.status = status_for(ex)
+    if isinstance(ex, ssh_errors.HostKeyError):
+        resp.media = {"detail": host_key_detail(ex)}
+        return
+    resp.media = {"detail": ex.message}
+
+
+def scrub_secrets(value: Any) -> Any:
+    """Return ``value`` with every secret field's value masked (for 422 inputs)."""
+    if isinstance(value, dict):
+        return {key: ("**********" if key in SECRET_FIELDS and item is not None else scrub_secrets(item))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub_secrets(item) for item in value]
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class RequestValidationError(Exception):
+    """A request body or query did not match its model (answered with 422)."""
+
+    def __init__(self, location: str, items: list[dict[str, Any]]) -> None:
+        super().__init__(f"invalid {location}")
+        self.location = location
+        self.items = items
+
+    @classmethod
+    def from_pydantic(cls, location: str, ex: pydantic.ValidationError) -> "RequestValidationError":
+        items = []
+        for error in ex.errors(include_url=False):
+            loc = [location, *error["loc"]]
+            item: dict[str, Any] = {"type": error["type"], "loc": loc, "msg": error["msg"]}
+            # APPSEC: never echo a secret back, also not inside a whole-body input.
+            secret = any(part in SECRET_FIELDS for part in error["loc"])
+            item["input"] = None if secret else _json_safe(scrub_secrets(error.get("input")))
+            if error.get("ctx"):
+                item["ctx"] = {key: _json_safe(value) for key, value in error["ctx"].items()}
+            items.append(item)
+        return cls(location, items)
+
+
+def handle_validation_error(
+    req: falcon.Request, resp: falcon.Response, ex: RequestValidationError, params: dict
+) -> None:
+    """Answer a validation failure with FastAPI's 422 shape."""
+    resp.status = falcon.HTTP_422
+    resp.media = {"detail": ex.items}
+
+
+def handle_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict) -> None:
+    """Answer Falcon's own errors (404, 405, 413, 415, ...) as ``{"detail": ...}``."""
+    resp.status = ex.status
+    resp.media = {"detail": ex.description or ex.title}
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    """Log the traceback and answer a generic 500; never show ``str(ex)``."""
+    if isinstance(ex, falcon.HTTPError):
+        handle_http_error(req, resp, ex, params)
+        return
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.media = {"detail": "Internal Server Error"}
+
+
+def register_error_handlers(app: falcon.App) -> None:
+    """Install every handler; Falcon picks the most specific by the MRO."""
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(errors.RvsshError, handle_rvssh_error)
+    app.add_error_handler(RequestValidationError, handle_validation_error)

@@ -1,0 +1,13 @@
+"""``GET /api/health``: the Runicorn UI reads ``version`` from it."""
+
+from __future__ import annotations
+
+import falcon
+
+from rvssh import __version__
+from rvssh.models import HealthResponse
+
+
+class HealthResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = HealthResponse(version=__version__).model_dump()

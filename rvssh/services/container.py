@@ -1,0 +1,88 @@
+"""Wire settings into the ssh layer, stores and services (one object per app)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from rvssh.models import ConnectionEntry, ConnectRequest
+from rvssh.services.connections import ConnectionService, Credentials
+from rvssh.settings import Settings
+from rvssh.ssh.argv import SshCommon
+from rvssh.ssh.exec import RemoteExecutor, SessionSlots
+from rvssh.ssh.fingerprint import fingerprint_with_ssh_keygen
+from rvssh.ssh.forward import Forwarder
+from rvssh.ssh.master import MasterController, ssh_environment
+from rvssh.ssh.target import Target, make_target
+from rvssh.store.files import make_private_dir
+from rvssh.store.known_hosts import KnownHostsStore
+from rvssh.store.records import RecordDirectory
+
+
+@dataclass
+class Services:
+    """Everything the HTTP resources call. Built by :func:`build_services`."""
+
+    settings: Settings
+    known_hosts: KnownHostsStore
+    masters: MasterController
+    connections: ConnectionService
+    executor: RemoteExecutor
+    forwarder: Forwarder
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def open_connection(self, request: ConnectRequest) -> tuple[Target, ConnectionEntry]:
+        """Validate the destination and return a live connection to it."""
+        target = make_target(request.host, request.port, request.username)
+        entry = self.connections.connect(target, Credentials.from_request(request))
+        return target, entry
+
+    def list_viewer_sessions(self) -> list[dict[str, Any]]:
+        """Return viewer session objects (none until the viewer service is wired)."""
+        viewer = self.extras.get("viewer")
+        return viewer.list_sessions() if viewer is not None else []
+
+
+def build_services(settings: Settings, environ: dict[str, str] | None = None) -> Services:
+    """Create the state directory and every service for ``settings``."""
+    environ = dict(os.environ if environ is None else environ)
+    state = make_private_dir(settings.state_dir)
+    known_hosts = KnownHostsStore(settings.known_hosts_file)
+    common = SshCommon(
+        ssh_binary=settings.ssh_binary,
+        ssh_config=settings.ssh_config,
+        known_hosts_files=(str(settings.known_hosts_file), *settings.user_known_hosts),
+    )
+    fingerprint = partial(fingerprint_with_ssh_keygen, ssh_keygen=settings.ssh_keygen_binary)
+    masters = MasterController(
+        common,
+        control_dir=settings.control_dir,
+        scratch_dir=state / "tmp",
+        connect_timeout=settings.connect_timeout,
+        fingerprint=fingerprint,
+        find_stored_key=known_hosts.find_key,
+        environ=environ,
+    )
+    connections = ConnectionService(
+        masters, RecordDirectory(state / "connections"), lock_dir=state / "locks", key_dir=state / "keys"
+    )
+    ssh_env = ssh_environment(environ)
+    executor = RemoteExecutor(
+        common,
+        control_path=masters.control_path,
+        is_alive=connections.is_alive,
+        slots=SessionSlots(state / "locks" / "sessions", settings.max_sessions_per_master),
+        environ=ssh_env,
+        timeout=settings.command_timeout,
+    )
+    forwarder = Forwarder(common, control_path=masters.control_path, environ=ssh_env)
+    return Services(
+        settings=settings,
+        known_hosts=known_hosts,
+        masters=masters,
+        connections=connections,
+        executor=executor,
+        forwarder=forwarder,
+    )

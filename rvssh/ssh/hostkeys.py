@@ -1,0 +1,101 @@
+"""Turn a failed host-key check into the data of the 409 answer.
+
+ssh runs our KnownHostsCommand with the key the server presented (see
+argv.known_hosts_command); the capture file therefore holds the key ssh
+actually negotiated, not whatever a separate keyscan would pick. For a
+changed key, ssh names the offending known_hosts line, which gives the
+expected key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from rvssh.ssh.errors import HostKey, HostKeyError
+
+_OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
+_CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
+
+
+def split_known_hosts_host(field: str) -> tuple[str, int]:
+    """Split ``[host]:port`` or ``host`` into (host, port)."""
+    match = re.fullmatch(r"\[(?P<host>[^\]]+)\]:(?P<port>\d+)", field)
+    if match:
+        return match.group("host"), int(match.group("port"))
+    return field, 22
+
+
+def read_presented_key(capture_file: Path) -> tuple[str, str, str] | None:
+    """Return (known_hosts_host, key_type, base64) of the last key ssh checked."""
+    try:
+        lines = capture_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        fields = line.split()
+        # Fields: %H %p %t %K. The first call of a connection has type NONE.
+        if len(fields) == 4 and fields[2] != "NONE":
+            return fields[0], fields[2], fields[3]
+    return None
+
+
+def _read_offending_key(output: str) -> tuple[str, str] | None:
+    match = _OFFENDING.search(output)
+    if not match:
+        return None
+    try:
+        lines = Path(match.group("file")).read_text(encoding="utf-8", errors="replace").splitlines()
+        fields = lines[int(match.group("line")) - 1].split()
+    except (OSError, IndexError):
+        return None
+    if fields and fields[0].startswith("@"):
+        fields = fields[1:]
+    if len(fields) >= 3:
+        return fields[1], fields[2]
+    return None
+
+
+def build_host_key_error(
+    output: str,
+    capture_file: Path,
+    fingerprint: Callable[[str], str],
+    find_stored: Callable[[str, int, str], HostKey | None],
+) -> HostKeyError | None:
+    """Build the HostKeyError for ssh's ``output`` from what it captured.
+
+    Args:
+        output: what ssh printed before it exited.
+        capture_file: the file our KnownHostsCommand appended to.
+        fingerprint: computes ``SHA256:...`` of a ``type base64`` line (ssh-keygen -lf).
+        find_stored: looks up the managed known_hosts key of a type for host, port.
+
+    Returns:
+        None when nothing was captured (then the caller reports a plain failure).
+    """
+    presented = read_presented_key(capture_file)
+    if presented is None:
+        return None
+    known_hosts_host, key_type, key_base64 = presented
+    host, port = split_known_hosts_host(known_hosts_host)
+    presented_key = HostKey(key_type, key_base64, fingerprint(f"{key_type} {key_base64}"))
+    if not _CHANGED.search(output):
+        return HostKeyError(
+            host=host, port=port, known_hosts_host=known_hosts_host, reason="unknown", presented=presented_key
+        )
+    # The offending line is exactly what ssh compared against (it may be in
+    # the user's own known_hosts); our managed file is the fallback.
+    offending = _read_offending_key(output)
+    if offending is not None:
+        expected: HostKey | None = HostKey(offending[0], offending[1], fingerprint(f"{offending[0]} {offending[1]}"))
+    else:
+        expected = find_stored(host, port, key_type)
+    return HostKeyError(
+        host=host,
+        port=port,
+        known_hosts_host=known_hosts_host,
+        reason="changed",
+        presented=presented_key,
+        expected=expected,
+    )
