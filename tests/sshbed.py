@@ -1,0 +1,576 @@
+"""Throwaway OpenSSH server on 127.0.0.1 for the integration tier and benchmarks.
+
+The bed needs root: it creates the local account ``rvssh-test``, runs
+``/usr/sbin/sshd`` (privilege separation needs root and ``/run/sshd``) and
+runs commands as that account with ``runuser``. Nothing here imports pytest.
+
+Typical use::
+
+    with SshBed() as bed:
+        subprocess.run(["ssh", "-F", str(bed.ssh_config), "rvtest-alias", "true"])
+
+Every process the bed starts is ended by ``stop()``; the account and the
+runicorn venv in its home are kept on purpose, so that later runs are fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+
+T = TypeVar("T")
+
+TEST_USER = "rvssh-test"
+# APPSEC: a constant password is fine only because sshd listens on 127.0.0.1,
+# AllowUsers admits this account alone, and the daemon lives for one test run.
+TEST_PASSWORD = "rvssh-Test-pw-1"
+KEY_PASSPHRASE = "rvssh-Key-pp-1"
+HOST = "127.0.0.1"
+ALIAS = "rvtest-alias"
+SSHD = Path("/usr/sbin/sshd")
+RUNICORN_REQUIREMENT = "runicorn==0.7.2"
+RUNICORN_VENV = Path("/home") / TEST_USER / ".virtualenvs" / "runicorn"
+# NOTE: the venv is built from the system interpreter: the suite's own python
+# usually lives under /root/.pyenv, and /root is mode 0700, so the test user
+# could not execute a venv based on it.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+HOST_KEY_TYPES = {"ed25519": "ssh-ed25519", "rsa": "ssh-rsa"}
+STOP_TIMEOUT = 5.0
+START_TIMEOUT = 10.0
+_LOGIN_RE = re.compile(r"^Accepted \S+ for ", re.MULTILINE)
+
+
+class SshBedError(RuntimeError):
+    """The bed could not be set up (sshd, agent, account or venv)."""
+
+
+class _PortTakenError(Exception):
+    """sshd could not bind its port; start_sshd picks another."""
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float,
+    message: str,
+    interval: float = 0.05,
+    context: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Args:
+        predicate: called repeatedly; exceptions it raises propagate, which is
+            how a predicate reports "this will never become true".
+        timeout: seconds before giving up.
+        message: first line of the ``TimeoutError``.
+        interval: seconds between polls.
+        context: called once at the deadline; its text (e.g. sshd's log) is
+            appended to the error.
+
+    Raises:
+        TimeoutError: the predicate stayed falsy for ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            extra = f"\n{context()}" if context is not None else ""
+            raise TimeoutError(f"{message} (waited {timeout:.1f}s){extra}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a setup command, raising ``SshBedError`` with its output on failure."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("timeout", 120)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
+    if proc.returncode != 0:
+        raise SshBedError(
+            f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """Serialise account and venv setup between test runs on the same machine."""
+    with open(f"/tmp/rvssh-sshbed-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def run_as_user(cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command locally as the test user, not through ssh.
+
+    A string runs under ``bash -c``. The command starts in the user's home
+    with a minimal environment. Keyword arguments go to ``subprocess.run``;
+    by default output is captured as text and a non-zero exit raises
+    ``CalledProcessError``.
+    """
+    argv = ["/bin/bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    home = pwd.getpwnam(TEST_USER).pw_dir
+    kw.setdefault("cwd", home)
+    kw.setdefault("env", {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"})
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("check", True)
+    kw.setdefault("timeout", 60)
+    return subprocess.run(["/usr/sbin/runuser", "-u", TEST_USER, "--", *argv], **kw)
+
+
+def ensure_test_user() -> None:
+    """Create the test account if missing and give it the known password.
+
+    sshd runs with ``UsePAM no``, so it reads /etc/shadow itself and refuses
+    an account whose hash starts with ``!`` (locked): ``useradd`` leaves the
+    account locked until ``chpasswd`` sets a password.
+    """
+    with _locked("user"):
+        try:
+            pwd.getpwnam(TEST_USER)
+        except KeyError:
+            _run(["useradd", "-m", "-s", "/bin/bash", TEST_USER])
+        _run(["chpasswd"], input=f"{TEST_USER}:{TEST_PASSWORD}\n", stdin=None)
+        status = _run(["passwd", "-S", TEST_USER]).stdout.split()
+        if len(status) < 2 or status[1] != "P":
+            raise SshBedError(f"{TEST_USER} has no usable password: {' '.join(status)}")
+    # sshd's privilege separation directory; systemd creates it, containers don't.
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+def _venv_imports_runicorn(python: Path) -> bool:
+    proc = run_as_user([str(python), "-c", "import runicorn"], check=False)
+    return proc.returncode == 0
+
+
+def ensure_runicorn_venv() -> Path:
+    """Return the test user's venv python with runicorn installed.
+
+    The venv lives in the user's home, where rvssh's remote scripts look for
+    it, and is kept between runs; it is rebuilt only when ``import runicorn``
+    fails there. Building it downloads from PyPI (about 10 s here, more on a slow link).
+    """
+    ensure_test_user()
+    python = RUNICORN_VENV / "bin" / "python"
+    with _locked("runicorn-venv"):
+        if python.exists() and _venv_imports_runicorn(python):
+            return python
+        shutil.rmtree(RUNICORN_VENV, ignore_errors=True)
+        RUNICORN_VENV.parent.mkdir(parents=True, exist_ok=True)
+        venv_argv = [str(SYSTEM_PYTHON), "-m", "venv", str(RUNICORN_VENV)]
+        try:
+            _run(venv_argv)
+        except SshBedError:
+            # Debian's python3 has no ensurepip without python3-venv.
+            shutil.rmtree(RUNICORN_VENV, ignore_errors=True)
+            apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            _run(["apt-get", "update", "-q"], env=apt_env, timeout=600)
+            _run(["apt-get", "install", "-y", "-q", "python3-venv"], env=apt_env, timeout=600)
+            _run(venv_argv)
+        _run(
+            [str(python), "-m", "pip", "install", "-q", "--root-user-action=ignore",
+             RUNICORN_REQUIREMENT],
+            timeout=1200,
+        )
+        user = pwd.getpwnam(TEST_USER)
+        _run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(RUNICORN_VENV.parent)])
+        if not _venv_imports_runicorn(python):
+            raise SshBedError(f"{python} cannot import runicorn as {TEST_USER}")
+        return python
+
+
+def _keygen(path: Path, key_type: str, passphrase: str = "") -> None:
+    """Generate a key pair at ``path``, replacing any existing one.
+
+    ssh-keygen asks before overwriting, so old files are removed first.
+    """
+    for stale in (path, path.with_name(path.name + ".pub")):
+        stale.unlink(missing_ok=True)
+    bits = ["-b", "2048"] if key_type == "rsa" else []
+    _run(["ssh-keygen", "-q", "-t", key_type, *bits, "-N", passphrase,
+          "-C", f"rvssh-bed-{path.name}", "-f", str(path)])
+
+
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """Map every live pid to (parent pid, state) from /proc."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses; it ends at the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _descendants(pid: int) -> list[int]:
+    table = _proc_table()
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, (ppid, _) in table.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _end_pids(pids: list[int]) -> None:
+    """SIGTERM processes that are not our children, then SIGKILL leftovers.
+
+    Zombies count as gone: in a container pid 1 may never reap them.
+    """
+    def alive() -> list[int]:
+        table = _proc_table()
+        return [pid for pid in pids if pid in table and table[pid][1] != "Z"]
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not alive(), STOP_TIMEOUT, "processes survived")
+    if alive():
+        raise SshBedError(f"processes survived SIGKILL: {alive()}")
+
+
+def _end_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate one of our child processes: terminate, wait, kill."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+class SshBed:
+    """An sshd on 127.0.0.1 with its keys, a client config and an ssh-agent.
+
+    Paths are attributes set by ``start()``; everything lives in one short
+    temporary directory because Unix socket paths (the agent's, rvssh's
+    ControlPath) are limited to about 100 bytes.
+
+    Attributes:
+        dir: the temporary directory.
+        port: sshd's port, kept across ``restart()``.
+        host, user, password: where and as whom to log in.
+        key_plain, key_pass, key_agent, key_unauthorised: private ed25519 key
+            paths (``.pub`` alongside); the first three are authorised,
+            ``key_pass`` is encrypted with ``key_passphrase`` and ``key_agent``
+            is loaded in the agent at ``agent_sock``.
+        ssh_config: client config with ``Host rvtest-alias``, for ``ssh -F``.
+        user_known_hosts: empty file standing in for ~/.ssh/known_hosts;
+            ``ssh_config`` points UserKnownHostsFile at it.
+        log_path: sshd's log (-E), appended to across restarts.
+    """
+
+    dir: Path
+    port: int
+    sshd_config: Path
+    log_path: Path
+    key_plain: Path
+    key_pass: Path
+    key_agent: Path
+    key_unauthorised: Path
+    agent_sock: Path
+    ssh_config: Path
+    user_known_hosts: Path
+
+    host = HOST
+    user = TEST_USER
+    password = TEST_PASSWORD
+    key_passphrase = KEY_PASSPHRASE
+    alias = ALIAS
+    run_as_user = staticmethod(run_as_user)
+
+    def __init__(self, port: int | None = None) -> None:
+        """Prepare a bed; ``port`` pins sshd's port, otherwise a free one is picked."""
+        self._pinned_port = port
+        self._sshd: subprocess.Popen[bytes] | None = None
+        self._agent: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def __enter__(self) -> SshBed:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the account, keys, configs and agent, and start sshd."""
+        if os.geteuid() != 0:
+            raise SshBedError("the ssh test bed needs root (useradd, runuser, sshd)")
+        if not SSHD.exists():
+            raise SshBedError(f"{SSHD} is missing: apt-get install openssh-server")
+        ensure_test_user()
+        self.dir = Path(tempfile.mkdtemp(prefix="rvb-", dir="/tmp"))
+        try:
+            self._create_material()
+            self._start_agent()
+            self.start_sshd()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """End sshd (and its sessions) and the agent, and remove the directory."""
+        try:
+            self.stop_sshd()
+        finally:
+            if self._agent is not None:
+                _end_process(self._agent)
+                self._agent = None
+            if hasattr(self, "dir"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_sshd(self) -> None:
+        """Start sshd and wait until it accepts TCP connections.
+
+        A connect alone could reach another process holding the port, so
+        readiness also needs this start's "Server listening" log line. An
+        unpinned port that turns out to be taken is replaced, a few times.
+        """
+        for _attempt in range(3):
+            self._write_sshd_config()
+            self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with open(self.log_path, "ab") as log:
+                self._sshd = subprocess.Popen(
+                    [str(SSHD), "-D", "-e", "-f", str(self.sshd_config), "-E", str(self.log_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            try:
+                wait_until(self._listening, START_TIMEOUT, f"sshd not listening on {self.port}",
+                           context=self._log_tail)
+                return
+            except _PortTakenError:
+                self._sshd = None
+                self.port = free_port()
+                self._write_client_config()
+            except BaseException:
+                self.stop_sshd()
+                raise
+        raise SshBedError(f"sshd found no free port\n{self._log_tail()}")
+
+    def stop_sshd(self) -> None:
+        """Stop sshd and end its open connections and their sessions.
+
+        Per-connection sshd processes call setsid() and outlive the listener,
+        so they are collected from /proc before the listener goes.
+        """
+        if self._sshd is None:
+            return
+        if self._sshd.poll() is None:
+            self.drop_connections()
+        _end_process(self._sshd)
+        self._sshd = None
+
+    def restart(self, new_host_keys: bool = False) -> None:
+        """Restart sshd on the same port, optionally with new host keys.
+
+        Open connections are dropped, as on a server reboot.
+        """
+        self.stop_sshd()
+        if new_host_keys:
+            self._generate_host_keys()
+        self.start_sshd()
+
+    def drop_connections(self) -> None:
+        """End every open ssh connection while sshd keeps listening."""
+        if self._sshd is not None:
+            _end_pids(_descendants(self._sshd.pid))
+
+    # -- observations ------------------------------------------------------
+
+    def host_public_keys(self) -> dict[str, str]:
+        """Return the server's host keys as {key type: "type base64"}."""
+        keys: dict[str, str] = {}
+        for name, key_type in HOST_KEY_TYPES.items():
+            text = (self.dir / f"ssh_host_{name}_key.pub").read_text().split()
+            keys[key_type] = f"{text[0]} {text[1]}"
+        return keys
+
+    def known_hosts_text(self) -> str:
+        """Return known_hosts lines for the server as ssh looks it up."""
+        return "".join(
+            f"[{self.host}]:{self.port} {key}\n" for key in self.host_public_keys().values()
+        )
+
+    def client_env(self, agent: bool = False) -> dict[str, str]:
+        """Return os.environ with SSH_AUTH_SOCK set to the bed's agent or removed."""
+        env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "SSH_AGENT_PID")}
+        if agent:
+            env["SSH_AUTH_SOCK"] = str(self.agent_sock)
+        return env
+
+    def log_text(self) -> str:
+        """Return sshd's log so far.
+
+        NOTE: sshd may write a line a moment after the client returns (the
+        session process logs through its monitor), so poll counts with
+        ``wait_until`` rather than reading once.
+        """
+        return self.log_path.read_text(errors="replace")
+
+    def count_logins(self) -> int:
+        """Count successful logins ("Accepted <method> for ...") in the log.
+
+        NOTE: at LogLevel VERBOSE sshd also logs "Accepted key ... found at"
+        twice per public key login (query, then signature), hence the regex.
+        """
+        return len(_LOGIN_RE.findall(self.log_text()))
+
+    def count_failed_passwords(self) -> int:
+        """Count rejected passwords ("Failed password ...") in the log."""
+        return self.log_text().count("Failed password")
+
+    # -- internals ---------------------------------------------------------
+
+    def _log_tail(self, lines: int = 40) -> str:
+        try:
+            tail = self.log_text().splitlines()[-lines:]
+        except OSError as ex:
+            return f"(no sshd log: {ex})"
+        return "sshd log:\n" + "\n".join(tail)
+
+    def _listening(self) -> bool:
+        assert self._sshd is not None
+        if self._sshd.poll() is not None:
+            log = self._log_tail()
+            if self._pinned_port is None and "Address already in use" in log:
+                raise _PortTakenError()
+            raise SshBedError(f"sshd exited with {self._sshd.returncode}\n{log}")
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(self._log_offset)
+            started = log_file.read().decode(errors="replace")
+        if f"Server listening on {self.host} port {self.port}." not in started:
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            return sock.connect_ex((self.host, self.port)) == 0
+
+    def _create_material(self) -> None:
+        # sshd reads authorized_keys as the test user: the directory must be
+        # traversable by it (StrictModes no skips the ownership checks).
+        self.dir.chmod(0o711)
+        self.port = self._pinned_port or free_port()
+        self.sshd_config = self.dir / "sshd_config"
+        self.log_path = self.dir / "sshd.log"
+        self.agent_sock = self.dir / "agent.sock"
+        self.ssh_config = self.dir / "ssh_config"
+        self.user_known_hosts = self.dir / "user_known_hosts"
+        self.user_known_hosts.touch()
+        self._generate_host_keys()
+        for name in ("key_plain", "key_pass", "key_agent", "key_unauthorised"):
+            path = self.dir / name
+            _keygen(path, "ed25519", KEY_PASSPHRASE if name == "key_pass" else "")
+            setattr(self, name, path)
+        authorized = self.dir / "authorized_keys"
+        authorized.mkdir(mode=0o755)
+        (authorized / TEST_USER).write_text("".join(
+            key.with_name(key.name + ".pub").read_text()
+            for key in (self.key_plain, self.key_pass, self.key_agent)
+        ))
+        (authorized / TEST_USER).chmod(0o644)
+        self._write_client_config()
+
+    def _generate_host_keys(self) -> None:
+        for name in HOST_KEY_TYPES:
+            _keygen(self.dir / f"ssh_host_{name}_key", name)
+
+    def _write_sshd_config(self) -> None:
+        host_keys = "".join(
+            f"HostKey {self.dir / f'ssh_host_{name}_key'}\n" for name in HOST_KEY_TYPES
+        )
+        self.sshd_config.write_text(
+            f"ListenAddress {self.host}\n"
+            f"Port {self.port}\n"
+            f"{host_keys}"
+            f"PidFile {self.dir / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}/%u\n"
+            "StrictModes no\n"
+            "UsePAM no\n"
+            "PasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            "PermitRootLogin no\n"
+            f"AllowUsers {TEST_USER}\n"
+            "LogLevel VERBOSE\n"
+            "AllowTcpForwarding yes\n"
+            "PrintMotd no\n"
+            "Subsystem sftp internal-sftp\n"
+            "UseDNS no\n"
+        )
+
+    def _write_client_config(self) -> None:
+        # NOTE: ssh finds ~/.ssh through the passwd entry, not $HOME, so tests
+        # pass `-F ssh_config`; the Host * block redirects known_hosts too.
+        self.ssh_config.write_text(
+            f"Host {ALIAS}\n"
+            f"    HostName {self.host}\n"
+            f"    Port {self.port}\n"
+            f"    User {TEST_USER}\n"
+            f"    IdentityFile {self.key_plain}\n"
+            "    IdentitiesOnly yes\n"
+            "\n"
+            "Host *\n"
+            f"    UserKnownHostsFile {self.user_known_hosts}\n"
+        )
+
+    def _start_agent(self) -> None:
+        agent_log = self.dir / "agent.log"
+        with open(agent_log, "wb") as log:
+            self._agent = subprocess.Popen(
+                ["ssh-agent", "-D", "-a", str(self.agent_sock)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        agent = self._agent
+
+        def ready() -> bool:
+            if agent.poll() is not None:
+                raise SshBedError(
+                    f"ssh-agent exited with {agent.returncode}: {agent_log.read_text()}"
+                )
+            return self.agent_sock.exists()
+
+        wait_until(ready, START_TIMEOUT, "ssh-agent socket did not appear")
+        _run(["ssh-add", str(self.key_agent)], env=self.client_env(agent=True))
