@@ -5,10 +5,19 @@ from __future__ import annotations
 import falcon
 
 from rvssh.http.connections import ConnectResource, DisconnectResource, SessionsResource, StatusResource
+from rvssh.http.environments import (
+    CondaEnvsResource,
+    ConfigResource,
+    EnvConfigsResource,
+    FsExistsResource,
+    FsListResource,
+    StorageCandidatesResource,
+)
 from rvssh.http.errors import register_error_handlers
 from rvssh.http.health import HealthResource
 from rvssh.http.known_hosts import KnownHostsAcceptResource, KnownHostsListResource, KnownHostsRemoveResource
 from rvssh.http.validation import ValidationMiddleware
+from rvssh.http.viewer import ViewerSessionsResource, ViewerStartResource, ViewerStatusResource, ViewerStopResource
 from rvssh.services.container import Services, build_services
 from rvssh.settings import Settings
 
@@ -30,6 +39,16 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
     app.add_route(f"{REMOTE}/known-hosts/accept", KnownHostsAcceptResource(services))
     app.add_route(f"{REMOTE}/known-hosts/list", KnownHostsListResource(services))
     app.add_route(f"{REMOTE}/known-hosts/remove", KnownHostsRemoveResource(services))
+    app.add_route(f"{REMOTE}/conda-envs", CondaEnvsResource(services))
+    app.add_route(f"{REMOTE}/env-configs", EnvConfigsResource(services))
+    app.add_route(f"{REMOTE}/config", ConfigResource(services))
+    app.add_route(f"{REMOTE}/storage-candidates", StorageCandidatesResource(services))
+    app.add_route(f"{REMOTE}/fs/list", FsListResource(services))
+    app.add_route(f"{REMOTE}/fs/exists", FsExistsResource(services))
+    app.add_route(f"{REMOTE}/viewer/start", ViewerStartResource(services))
+    app.add_route(f"{REMOTE}/viewer/stop", ViewerStopResource(services))
+    app.add_route(f"{REMOTE}/viewer/sessions", ViewerSessionsResource(services))
+    app.add_route(f"{REMOTE}/viewer/status/{{session_id}}", ViewerStatusResource(services))
     return app
 
 

@@ -113,10 +113,12 @@ class KnownHostEntry(ResponseModel):
     key_type: str
     key_base64: str
     fingerprint_sha256: str
+    marker: Optional[str] = None
+    hashed: bool = False
 
 
 class KnownHostsListResponse(ResponseModel):
-    entries: list[dict[str, Any]]
+    entries: list[KnownHostEntry]
 
 
 class KnownHostsRemoveResponse(ResponseModel):
@@ -152,10 +154,150 @@ class HealthResponse(ResponseModel):
 
 class StatusResponse(ResponseModel):
     connections: list[ConnectionEntry]
-    viewer_sessions: list[dict[str, Any]]
+    viewer_sessions: list["ViewerSession"]
     connection_count: int
     viewer_session_count: int
 
 
 class ErrorResponse(ResponseModel):
     detail: Any
+
+
+# --- viewer --------------------------------------------------------------
+
+
+class ViewerStartRequest(ConnectRequest):
+    remote_root: Text
+    local_port: Optional[Annotated[int, Field(ge=0, le=65535)]] = None
+    remote_port: Optional[Annotated[int, Field(ge=0, le=65535)]] = None
+    conda_env: Optional[Text] = None
+
+
+class ViewerStopRequest(RequestModel):
+    session_id: Text
+
+
+class ViewerSession(ResponseModel):
+    """A viewer session as the Runicorn UI reads it (camelCase on the wire)."""
+
+    session_id: str = Field(alias="sessionId")
+    host: str
+    ssh_port: int = Field(alias="sshPort")
+    username: str
+    local_port: int = Field(alias="localPort")
+    remote_port: int = Field(alias="remotePort")
+    remote_root: str = Field(alias="remoteRoot")
+    remote_pid: int = Field(alias="remotePid")
+    status: Literal["starting", "running", "stopped", "error"]
+    started_at: int = Field(alias="startedAt")
+    uptime_seconds: float = Field(alias="uptimeSeconds")
+    is_active: bool = Field(alias="isActive")
+    url: str
+    connection_id: str = Field(alias="connectionId")
+    conda_env: Optional[str] = Field(default=None, alias="condaEnv")
+    error: Optional[str] = None
+
+
+class ViewerStartResponse(ResponseModel):
+    ok: bool = True
+    session: ViewerSession
+    message: str
+
+
+class ViewerSessionsResponse(ResponseModel):
+    sessions: list[ViewerSession]
+
+
+# --- environments and files ----------------------------------------------
+
+
+class ConnectionQuery(RequestModel):
+    connection_id: Text
+
+
+class ConfigQuery(ConnectionQuery):
+    conda_env: Text = "system"
+
+
+class StorageCandidatesQuery(ConnectionQuery):
+    conda_env: Text = "system"
+    scan_root: Optional[Text] = None
+    max_depth: int = 3
+
+
+class FsListQuery(ConnectionQuery):
+    path: Text = "~"
+
+
+class FsExistsQuery(ConnectionQuery):
+    path: Text
+
+
+class EnvEntry(ResponseModel):
+    name: str
+    type: str
+    python_version: str
+    path: str
+    is_default: bool
+    runicorn_version: Optional[str] = None
+
+
+class CondaEnvsResponse(ResponseModel):
+    ok: bool = True
+    envs: list[EnvEntry]
+
+
+class EnvConfig(ResponseModel):
+    python_version: str = Field(alias="pythonVersion")
+    runicorn_version: Optional[str] = Field(alias="runicornVersion")
+
+
+class EnvConfigsResponse(ResponseModel):
+    ok: bool = True
+    configs: dict[str, EnvConfig]
+
+
+class ConfigResponse(ResponseModel):
+    ok: bool = True
+    conda_env: str = Field(alias="condaEnv")
+    python_version: str = Field(alias="pythonVersion")
+    runicorn_version: Optional[str] = Field(alias="runicornVersion")
+    default_storage_root: str = Field(alias="defaultStorageRoot")
+    storage_root_exists: bool = Field(alias="storageRootExists")
+    suggested_remote_port: int = Field(alias="suggestedRemotePort")
+    connection_id: str = Field(alias="connectionId")
+    python_path: Optional[str] = Field(default=None, alias="pythonPath")
+
+
+class StorageCandidate(ResponseModel):
+    path: str
+    run_count: int
+    has_archive: bool
+    has_index: bool
+    score: float
+
+
+class StorageCandidatesResponse(ResponseModel):
+    scan_root: str
+    max_depth: int
+    candidates: list[StorageCandidate]
+    truncated: bool = False
+
+
+class FsItem(ResponseModel):
+    name: str
+    is_dir: bool
+    size: int
+    mtime: Optional[int]
+    is_link: bool = False
+
+
+class FsListResponse(ResponseModel):
+    path: str
+    items: list[FsItem]
+
+
+class FsExistsResponse(ResponseModel):
+    path: str
+    exists: bool
+    is_dir: bool

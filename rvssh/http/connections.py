@@ -60,4 +60,4 @@ class StatusResource:
             viewer_sessions=viewer_sessions,
             connection_count=len(connections),
             viewer_session_count=len(viewer_sessions),
-        ).model_dump()
+        ).model_dump(by_alias=True)

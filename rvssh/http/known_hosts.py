@@ -30,7 +30,8 @@ class KnownHostsListResource:
         self._store = services.known_hosts
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = KnownHostsListResponse(entries=self._store.list_entries()).model_dump()
+        entries = [entry.to_dict() for entry in self._store.list_entries()]
+        resp.media = KnownHostsListResponse.model_validate({"entries": entries}).model_dump()
 
 
 class KnownHostsRemoveResource:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
-
-from rvssh.models import ConnectionEntry, ConnectRequest
+from rvssh.models import ConnectionEntry, ConnectRequest, ViewerSession
 from rvssh.services.connections import ConnectionService, Credentials
+from rvssh.services.environments import EnvironmentService
+from rvssh.services.viewer import ViewerService
 from rvssh.settings import Settings
 from rvssh.ssh.argv import SshCommon
 from rvssh.ssh.exec import RemoteExecutor, SessionSlots
@@ -31,7 +31,8 @@ class Services:
     connections: ConnectionService
     executor: RemoteExecutor
     forwarder: Forwarder
-    extras: dict[str, Any] = field(default_factory=dict)
+    environments: EnvironmentService
+    viewer: ViewerService
 
     def open_connection(self, request: ConnectRequest) -> tuple[Target, ConnectionEntry]:
         """Validate the destination and return a live connection to it."""
@@ -39,10 +40,9 @@ class Services:
         entry = self.connections.connect(target, Credentials.from_request(request))
         return target, entry
 
-    def list_viewer_sessions(self) -> list[dict[str, Any]]:
-        """Return viewer session objects (none until the viewer service is wired)."""
-        viewer = self.extras.get("viewer")
-        return viewer.list_sessions() if viewer is not None else []
+    def list_viewer_sessions(self) -> list[ViewerSession]:
+        """Return every viewer session with its live status."""
+        return self.viewer.list_sessions()
 
 
 def build_services(settings: Settings, environ: dict[str, str] | None = None) -> Services:
@@ -78,6 +78,15 @@ def build_services(settings: Settings, environ: dict[str, str] | None = None) ->
         timeout=settings.command_timeout,
     )
     forwarder = Forwarder(common, control_path=masters.control_path, environ=ssh_env)
+    environments = EnvironmentService(connections, executor)
+    viewer = ViewerService(
+        connections,
+        executor,
+        forwarder,
+        RecordDirectory(state / "viewers"),
+        resolver=environments,
+        ready_timeout=settings.viewer_ready_timeout,
+    )
     return Services(
         settings=settings,
         known_hosts=known_hosts,
@@ -85,4 +94,6 @@ def build_services(settings: Settings, environ: dict[str, str] | None = None) ->
         connections=connections,
         executor=executor,
         forwarder=forwarder,
+        environments=environments,
+        viewer=viewer,
     )

@@ -61,3 +61,7 @@ def sshbed() -> Iterator[SshBed]:
 def runicorn_python() -> Path:
     """Return the test user's venv python with runicorn installed (slow the first time)."""
     return ensure_runicorn_venv()
+
+
+# The rvssh fixtures (in-process app against the bed) live in their own module.
+from tests.integration.rvssh_fixtures import rvssh, state_dir, trusted  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""Fixtures that run rvssh (the WSGI app in process) against the test sshd."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import falcon.testing
+import pytest
+
+from rvssh.app import create_app
+from rvssh.services.container import Services, build_services
+from rvssh.settings import Settings
+from rvssh.ssh.target import Target
+from tests.sshbed import SshBed
+
+
+@dataclass
+class Rvssh:
+    """One rvssh instance under test: its settings, services and an HTTP client."""
+
+    settings: Settings
+    services: Services
+    client: falcon.testing.TestClient
+    bed: SshBed
+
+    def connect_body(self, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "host": self.bed.host,
+            "port": self.bed.port,
+            "username": self.bed.user,
+            "private_key_path": str(self.bed.key_plain),
+            "use_agent": False,
+        }
+        body.update(overrides)
+        return body
+
+    def trust_host(self) -> None:
+        """Go through the 409 → accept flow once, as the Runicorn UI does."""
+        response = self.client.simulate_post("/api/remote/connect", json=self.connect_body())
+        if response.status_code == 409:
+            key = response.json["detail"]["host_key"]
+            accepted = self.client.simulate_post(
+                "/api/remote/known-hosts/accept",
+                json={name: key[name] for name in ("host", "port", "key_type", "public_key", "fingerprint_sha256")},
+            )
+            assert accepted.status_code == 200, accepted.text
+
+    def connect(self, **overrides: Any) -> falcon.testing.Result:
+        return self.client.simulate_post("/api/remote/connect", json=self.connect_body(**overrides))
+
+    @property
+    def target(self) -> Target:
+        return Target(self.bed.host, self.bed.port, self.bed.user)
+
+    def restarted(self) -> "Rvssh":
+        """Return a new rvssh on the same state directory (as after a restart)."""
+        services = build_services(self.settings, environ=self.bed.client_env(agent=True))
+        return Rvssh(self.settings, services, falcon.testing.TestClient(create_app(self.settings, services)), self.bed)
+
+
+def end_all_masters(services: Services) -> None:
+    """Send ``-O exit`` to every master this state directory knows about."""
+    for entry in services.connections.list():
+        host, port, user = entry.host, entry.port, entry.username
+        services.masters.exit(Target(host, port, user))
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """Yield a short private state dir (control sockets must fit sun_path)."""
+    path = Path(tempfile.mkdtemp(prefix="rvs-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
+    """Yield rvssh configured for the test sshd, with a fresh state directory."""
+    settings = Settings(
+        state_dir=state_dir,
+        ssh_config=sshbed.ssh_config,
+        user_known_hosts=(str(sshbed.user_known_hosts),),
+        connect_timeout=8,
+        viewer_ready_timeout=30,
+    )
+    sshbed.user_known_hosts.write_text("")
+    services = build_services(settings, environ=sshbed.client_env(agent=True))
+    instance = Rvssh(settings, services, falcon.testing.TestClient(create_app(settings, services)), sshbed)
+    try:
+        yield instance
+    finally:
+        for viewer in services.list_viewer_sessions():
+            instance.client.simulate_post("/api/remote/viewer/stop", json={"session_id": viewer.session_id})
+        end_all_masters(services)
+
+
+@pytest.fixture
+def trusted(rvssh: Rvssh) -> Rvssh:
+    """Yield rvssh with the test sshd's host key accepted."""
+    rvssh.trust_host()
+    return rvssh
