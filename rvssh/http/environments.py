@@ -1,0 +1,86 @@
+"""Resources that look at the server: conda-envs, env-configs, config, storage-candidates, fs."""
+
+from __future__ import annotations
+
+import falcon
+
+from rvssh.models import (
+    CondaEnvsResponse,
+    ConfigQuery,
+    ConfigResponse,
+    ConnectionQuery,
+    EnvConfigsResponse,
+    FsExistsQuery,
+    FsExistsResponse,
+    FsListQuery,
+    FsListResponse,
+    StorageCandidatesQuery,
+    StorageCandidatesResponse,
+)
+from rvssh.services.container import Services
+
+
+class CondaEnvsResource:
+    query_models = {"GET": ConnectionQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConnectionQuery) -> None:
+        answer = self._environments.conda_envs(query.connection_id)
+        resp.media = CondaEnvsResponse.model_validate(answer).model_dump()
+
+
+class EnvConfigsResource:
+    query_models = {"GET": ConnectionQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConnectionQuery) -> None:
+        answer = self._environments.env_configs(query.connection_id)
+        resp.media = EnvConfigsResponse.model_validate(answer).model_dump(by_alias=True)
+
+
+class ConfigResource:
+    query_models = {"GET": ConfigQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConfigQuery) -> None:
+        answer = self._environments.config(query.connection_id, query.conda_env)
+        resp.media = ConfigResponse.model_validate(answer).model_dump(by_alias=True)
+
+
+class StorageCandidatesResource:
+    query_models = {"GET": StorageCandidatesQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: StorageCandidatesQuery) -> None:
+        answer = self._environments.storage_candidates(query.connection_id, query.scan_root, query.max_depth)
+        resp.media = StorageCandidatesResponse.model_validate(answer).model_dump()
+
+
+class FsListResource:
+    query_models = {"GET": FsListQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: FsListQuery) -> None:
+        answer = self._environments.fs_list(query.connection_id, query.path)
+        resp.media = FsListResponse.model_validate(answer).model_dump()
+
+
+class FsExistsResource:
+    query_models = {"GET": FsExistsQuery}
+
+    def __init__(self, services: Services) -> None:
+        self._environments = services.environments
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: FsExistsQuery) -> None:
+        answer = self._environments.fs_exists(query.connection_id, query.path)
+        resp.media = FsExistsResponse.model_validate(answer).model_dump()
