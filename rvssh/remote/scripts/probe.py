@@ -1,0 +1,775 @@
+"""Look at a server before a Runicorn viewer starts: environments, config, files.
+
+rvssh sends this file on stdin and runs it on the server as::
+
+    python3 - <subcommand> [args...]
+
+It is self-contained, uses the standard library only and runs on Python 3.6+.
+It never reads stdin (stdin *is* the script). Every run prints exactly one
+JSON object on one line of stdout (ASCII only) and exits 0, also when the
+request fails:
+
+    {"error": {"kind": "<kind>", "message": "<message shown to the user>"}}
+
+where kind is one of not_found, not_a_directory, permission_denied,
+env_not_found, bad_request or internal (an unexpected exception).
+
+Subcommands and what they print on success:
+
+    envs
+        {"ok": true, "envs": [{"name", "type", "python_version", "path",
+         "is_default", "runicorn_version"}, ...]}
+    env-configs
+        {"ok": true, "configs": {"<name>": {"pythonVersion", "runicornVersion"}}}
+    config <env_name>            ("" means system)
+        {"ok": true, "condaEnv", "pythonVersion", "runicornVersion",
+         "pythonPath", "defaultStorageRoot", "storageRootExists",
+         "suggestedRemotePort", "homeDirectory"}
+    storage-candidates <scan_root> <max_depth>   ("" means home; depth 1..8)
+        {"scan_root", "max_depth", "truncated", "candidates": [{"path",
+         "run_count", "has_archive", "has_index", "score"}, ...]}
+    fs-list <path>
+        {"path", "items": [{"name", "is_dir", "size", "mtime", "is_link"}, ...]}
+    fs-exists <path>
+        {"path", "exists", "is_dir"}
+
+Paths: ``~`` and ``~/...`` are expanded with $HOME; a relative path is taken
+relative to $HOME. Text that is not valid UTF-8 (file names, paths) is
+printed with each undecodable byte written as the four characters ``\\xNN``
+(Python's backslashreplace), so the output is always valid Unicode JSON.
+
+To add a subcommand, write a ``cmd_*`` function that returns a dict (or
+raises ProbeError) and list it in COMMANDS with its argument names.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+# Longest a foreign interpreter may take to report its version and sys.path.
+INTERPRETER_TIMEOUT_S = 5.0
+INTERPRETER_WORKERS = 8
+
+# Conda installations looked for whether or not `conda` is on the PATH.
+HOME_CONDA_ROOTS = (
+    "miniconda3", "anaconda3", "miniforge3", "mambaforge", "miniconda",
+    "anaconda", "micromamba", "opt/miniconda3", "opt/anaconda3",
+)
+SYSTEM_CONDA_ROOTS = (
+    "/opt/conda", "/opt/miniconda3", "/opt/anaconda3", "/opt/miniforge3",
+    "/opt/mambaforge", "/usr/local/miniconda3", "/usr/local/anaconda3",
+    "/usr/local/conda", "/usr/share/miniconda",
+)
+# Folders under $HOME whose subfolders are virtualenvs (pipenv keeps its own).
+VENV_PARENTS = (".virtualenvs", "venvs", ".venvs", "envs", ".local/share/virtualenvs")
+# Single virtualenvs directly in $HOME.
+HOME_VENVS = ("venv", ".venv")
+
+# Storage-candidate scan (compatible with runicorn 0.7.2's own scan).
+COMMON_STORAGE_NAMES = frozenset((".runicorn", "runicorn_data"))
+SCAN_PRUNE = frozenset((
+    "node_modules", "__pycache__", "site-packages", "dist-packages",
+    "miniconda3", "anaconda3", "miniforge3", "mambaforge", "miniconda",
+    "anaconda", "micromamba", "venv", "env",
+))
+STORAGE_PARTS = ("runs", "archive", "index")
+MAX_RUN_DEPTH = 4
+MAX_RUN_COUNT = 200
+MAX_CANDIDATES = 12
+SCAN_BUDGET_S = 15.0
+
+_CONDA_PYTHON_META = re.compile(r"^python-(\d+\.\d+(?:\.\d+)?)[^-]*-[^-]*\.json$")
+_VERSION_PREFIX = re.compile(r"^(\d+(?:\.\d+){0,2})")
+# runicorn-0.7.2.dist-info, runicorn-0.7.2-py3.11.egg-info (not runicorn_extras-...).
+_RUNICORN_DIST = re.compile(r"^runicorn-(\d[^-]*?)(?:-py[\d.]+)?\.(?:dist-info|egg-info)$", re.IGNORECASE)
+# Printed by a foreign interpreter (Python 2.7 included): version and sys.path.
+_CHILD_PROBE = (
+    "import json, sys; print(json.dumps({'version': list(sys.version_info[:3]),"
+    " 'path': [p for p in sys.path if p]}))"
+)
+
+
+class ProbeError(Exception):
+    """An expected failure, printed as {"error": {"kind", "message"}}."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super(ProbeError, self).__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class Env(object):
+    """One Python environment found on this server."""
+
+    __slots__ = ("name", "kind", "prefix", "python", "python_version",
+                 "runicorn_version", "is_default")
+
+    def __init__(self, name: str, kind: str, prefix: Optional[str], python: str) -> None:
+        self.name = name
+        self.kind = kind  # "conda", "venv" or "system"
+        self.prefix = prefix  # None for the system python
+        self.python = python
+        self.python_version = "Unknown"
+        self.runicorn_version: Optional[str] = None
+        self.is_default = False
+
+    def to_json(self) -> Dict[str, Any]:
+        """Return the conda-envs entry of this environment."""
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "python_version": self.python_version,
+            "path": self.python,
+            "is_default": self.is_default,
+            "runicorn_version": self.runicorn_version,
+        }
+
+
+# --- text and paths ----------------------------------------------------------
+
+
+def to_text(value: str) -> str:
+    """Return ``value`` as valid Unicode, undecodable bytes written as ``\\xNN``."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def sanitize(value: Any) -> Any:
+    """Return a copy of a JSON-able value with every string made valid Unicode."""
+    if isinstance(value, str):
+        return to_text(value)
+    if isinstance(value, dict):
+        return dict((to_text(key), sanitize(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [sanitize(item) for item in value]
+    return value
+
+
+def home_dir() -> str:
+    """Return the user's home directory ($HOME, else the password database)."""
+    return os.path.expanduser("~")
+
+
+def resolve_user_path(path: str) -> str:
+    """Return ``path`` absolute: ``~``/``~/`` expanded, relative paths under $HOME.
+
+    ``~user`` is not expanded (it is just a relative name), like the reference.
+    """
+    home = home_dir()
+    if path == "~" or path == "":
+        return home
+    if path.startswith("~/"):
+        path = home + path[1:]
+    return os.path.normpath(os.path.join(home, path))
+
+
+def is_runnable(path: str) -> bool:
+    """Tell whether ``path`` is an executable file (following symlinks)."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def list_dir(path: str) -> List[str]:
+    """Return the sorted names in ``path``, or [] when it cannot be read."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def read_text(path: str) -> Optional[str]:
+    """Return the text of a small file, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+# --- environment discovery -----------------------------------------------------
+
+
+def env_kind(prefix: str) -> Optional[str]:
+    """Return "conda" or "venv" for an environment folder, None for anything else."""
+    if os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return "conda"
+    if os.path.isfile(os.path.join(prefix, "pyvenv.cfg")) or os.path.isfile(
+        os.path.join(prefix, "bin", "activate")
+    ):
+        return "venv"
+    return None
+
+
+def env_python(prefix: str) -> str:
+    """Return the interpreter of an environment (bin/python, else bin/python3)."""
+    for name in ("python", "python3"):
+        candidate = os.path.join(prefix, "bin", name)
+        if os.path.lexists(candidate):
+            return candidate
+    return os.path.join(prefix, "bin", "python")
+
+
+def conda_root_of(path: str) -> str:
+    """Return the installation root of ``<root>/bin/conda`` or ``<root>/condabin/conda``."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(path)))
+
+
+def find_on_path(name: str, skip_dirs: FrozenSet[str] = frozenset()) -> Optional[str]:
+    """Return the first executable ``name`` on $PATH outside ``skip_dirs``."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or os.path.realpath(folder) in skip_dirs:
+            continue
+        candidate = os.path.join(folder, name)
+        if is_runnable(candidate):
+            return candidate
+    return None
+
+
+def environments_txt(home: str) -> List[str]:
+    """Return the env folders conda recorded in ~/.conda/environments.txt."""
+    text = read_text(os.path.join(home, ".conda", "environments.txt")) or ""
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("/")]
+
+
+def is_conda_install(prefix: str) -> bool:
+    """Tell whether ``prefix`` is a conda installation root, not just an env."""
+    return os.path.isdir(os.path.join(prefix, "envs")) or any(
+        os.path.lexists(os.path.join(prefix, *parts))
+        for parts in (("condabin", "conda"), ("bin", "conda"), ("bin", "mamba"))
+    )
+
+
+def conda_roots(home: str, recorded: List[str]) -> List[str]:
+    """Return conda installation roots, the one in use first, without running conda.
+
+    Looks at $CONDA_EXE, ``conda`` on $PATH, $CONDA_PREFIX, $MAMBA_ROOT_PREFIX,
+    the usual install folders and the roots of the ``recorded`` env folders.
+    """
+    roots: List[str] = []
+    conda_exe = os.environ.get("CONDA_EXE") or find_on_path("conda")
+    if conda_exe:
+        roots.append(conda_root_of(conda_exe))
+    for prefix in [os.environ.get("CONDA_PREFIX", "")] + recorded:
+        parent = os.path.dirname(os.path.normpath(prefix)) if prefix else ""
+        if os.path.basename(parent) == "envs":
+            roots.append(os.path.dirname(parent))
+        elif prefix and is_conda_install(prefix):
+            roots.append(prefix)
+    roots.extend(os.environ[name] for name in ("MAMBA_ROOT_PREFIX", "CONDA_ROOT") if os.environ.get(name))
+    roots.extend(os.path.join(home, name) for name in HOME_CONDA_ROOTS)
+    roots.extend(SYSTEM_CONDA_ROOTS)
+    unique: List[str] = []
+    seen: Set[str] = set()
+    for root in roots:
+        key = os.path.realpath(root)
+        if key not in seen and (os.path.isdir(os.path.join(root, "conda-meta"))
+                                or os.path.isdir(os.path.join(root, "envs"))):
+            seen.add(key)
+            unique.append(os.path.normpath(root))
+    return unique
+
+
+def claim_name(name: str, folder: str, taken: Set[str]) -> str:
+    """Return a name not in ``taken`` (prefixed with its folder on a clash) and take it."""
+    candidates = [name, "%s/%s" % (folder, name)]
+    number = 2
+    while candidates[-1] in taken:
+        candidates.append("%s/%s-%d" % (folder, name, number))
+        number += 1
+    chosen = next(candidate for candidate in candidates if candidate not in taken)
+    taken.add(chosen)
+    return chosen
+
+
+def discover_envs() -> List[Env]:
+    """Return every environment on this server, named uniquely, without versions.
+
+    Order: for each conda root its base and ``envs/*``, then ``~/.conda/envs/*``
+    and other environments.txt entries, then virtualenvs, and last the system
+    python, which is always present. Exactly one env has ``is_default`` set:
+    the active env ($CONDA_PREFIX, else $VIRTUAL_ENV) when it is listed, else
+    the system python.
+    """
+    home = home_dir()
+    taken = {"system"}
+    by_prefix: Dict[str, Env] = {}
+    envs: List[Env] = []
+
+    def add(prefix: str, kind: Optional[str], name: str, folder: str) -> None:
+        key = os.path.realpath(prefix)
+        if kind and key not in by_prefix:
+            by_prefix[key] = Env(claim_name(name, folder, taken), kind, prefix, env_python(prefix))
+            envs.append(by_prefix[key])
+
+    def add_children(parent: str, folder: str, only_conda: bool) -> None:
+        for name in list_dir(parent):
+            prefix = os.path.join(parent, name)
+            kind = env_kind(prefix)
+            add(prefix, None if only_conda and kind != "conda" else kind, name, folder)
+
+    recorded = environments_txt(home)
+    for root in conda_roots(home, recorded):
+        folder = os.path.basename(root)
+        if os.path.isdir(os.path.join(root, "conda-meta")):
+            add(root, "conda", "base" if "base" not in taken else folder, folder)
+        add_children(os.path.join(root, "envs"), folder, only_conda=True)
+    add_children(os.path.join(home, ".conda", "envs"), ".conda", only_conda=True)
+    for prefix in recorded:
+        add(prefix, env_kind(prefix), os.path.basename(prefix), os.path.basename(os.path.dirname(prefix)))
+    for parent in VENV_PARENTS:
+        add_children(os.path.join(home, parent), parent, only_conda=False)
+    for name in HOME_VENVS:
+        add(os.path.join(home, name), env_kind(os.path.join(home, name)), name, "~")
+
+    env_bins = frozenset(os.path.realpath(os.path.join(key, "bin")) for key in by_prefix)
+    system_python = (find_on_path("python3", env_bins) or find_on_path("python", env_bins)
+                     or sys.executable)
+    system = Env("system", "system", None, system_python)
+    envs.append(system)
+
+    active = os.environ.get("CONDA_PREFIX") or os.environ.get("VIRTUAL_ENV")
+    default = by_prefix.get(os.path.realpath(active)) if active else None
+    (default or system).is_default = True
+    return envs
+
+
+def find_env(name: str) -> Env:
+    """Return the env called ``name`` ("" means system) or raise env_not_found."""
+    wanted = name or "system"
+    for env in discover_envs():
+        if env.name == wanted:
+            return env
+    raise ProbeError(
+        "env_not_found", "Environment '%s' not found. Please check the environment name." % name
+    )
+
+
+# --- versions ------------------------------------------------------------------
+
+
+def format_version(parts: Sequence[Any]) -> str:
+    """Return "Python X.Y.Z" for a version tuple or a dotted string."""
+    if isinstance(parts, str):
+        parts = parts.split(".")
+    return "Python " + ".".join(str(part) for part in parts[:3])
+
+
+def major_minor(version: str) -> Optional[str]:
+    """Return "X.Y" of "Python X.Y.Z", or None when the version is unknown."""
+    match = re.match(r"^Python (\d+\.\d+)", version)
+    return match.group(1) if match else None
+
+
+def runicorn_version_in(site_dirs: Sequence[str]) -> Optional[str]:
+    """Return the runicorn version installed in the first of ``site_dirs`` that has it.
+
+    Reads ``runicorn-*.dist-info/METADATA`` (or ``*.egg-info/PKG-INFO``),
+    falling back to the version in the folder name; never imports runicorn.
+    """
+    for site_dir in site_dirs:
+        for name in list_dir(site_dir):
+            dist = _RUNICORN_DIST.match(name)
+            if not dist:
+                continue
+            folder = os.path.join(site_dir, name)
+            metadata = read_text(os.path.join(folder, "METADATA")) or read_text(
+                os.path.join(folder, "PKG-INFO")) or ""
+            match = re.search(r"^Version:\s*(\S+)", metadata, re.MULTILINE)
+            return match.group(1) if match else dist.group(1)
+    return None
+
+
+def lib_site_dirs(prefix: str, version: str) -> List[str]:
+    """Return ``<prefix>/lib/python*/site-packages``, the one of ``version`` first."""
+    lib = os.path.join(prefix, "lib")
+    wanted = "python%s" % (major_minor(version) or "")
+    names = [name for name in list_dir(lib) if name.startswith("python")]
+    names.sort(key=lambda name: name != wanted)
+    return [os.path.join(lib, name, "site-packages") for name in names]
+
+
+def user_site_dir(version: str) -> List[str]:
+    """Return the user site-packages of a version, as a list (empty when disabled)."""
+    short = major_minor(version)
+    if not short or os.environ.get("PYTHONNOUSERSITE"):
+        return []
+    return [os.path.join(home_dir(), ".local", "lib", "python" + short, "site-packages")]
+
+
+def parse_pyvenv_cfg(prefix: str) -> Dict[str, str]:
+    """Return the key/value pairs of ``<prefix>/pyvenv.cfg`` (lower-case keys)."""
+    values = {}
+    for line in (read_text(os.path.join(prefix, "pyvenv.cfg")) or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip().lower()] = value.strip()
+    return values
+
+
+def conda_python_version(prefix: str) -> Optional[str]:
+    """Return the python version recorded in ``conda-meta/python-X.Y.Z-*.json``."""
+    for name in list_dir(os.path.join(prefix, "conda-meta")):
+        match = _CONDA_PYTHON_META.match(name)
+        if match:
+            return format_version(match.group(1))
+    return None
+
+
+def is_running_interpreter(python: str) -> bool:
+    """Tell whether ``python`` is the interpreter running this script, outside any venv."""
+    base_prefix = getattr(sys, "base_prefix", sys.prefix)
+    return sys.prefix == base_prefix and os.path.realpath(python) == os.path.realpath(sys.executable)
+
+
+def describe_from_disk(env: Env) -> bool:
+    """Fill in the versions of ``env`` from files on disk; tell whether that sufficed."""
+    if env.kind == "system":
+        if not is_running_interpreter(env.python):
+            return False
+        env.python_version = format_version(sys.version_info)
+        env.runicorn_version = runicorn_version_in([p for p in sys.path if p])
+        return True
+    if env.kind == "conda":
+        version = conda_python_version(env.prefix)
+        if not version:
+            return False
+        site_dirs = lib_site_dirs(env.prefix, version) + user_site_dir(version)
+    else:
+        config = parse_pyvenv_cfg(env.prefix)
+        match = _VERSION_PREFIX.match(config.get("version") or config.get("version_info") or "")
+        if not match or config.get("include-system-site-packages", "").lower() == "true":
+            return False
+        version = format_version(match.group(1))
+        site_dirs = lib_site_dirs(env.prefix, version)
+    env.python_version = version
+    env.runicorn_version = runicorn_version_in(site_dirs)
+    return True
+
+
+def run_interpreter(argv: List[str]) -> Optional[bytes]:
+    """Return the stdout of ``argv`` if it exits 0 within the timeout, else None.
+
+    The child gets its own session so that a timeout kills everything it
+    started (a grandchild holding stdout open would otherwise hang us).
+    """
+    try:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
+        )
+    except OSError:
+        return None
+    try:
+        stdout, _ = process.communicate(timeout=INTERPRETER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        process.wait()
+        process.stdout.close()
+        return None
+    return stdout if process.returncode == 0 else None
+
+
+def describe_by_running(env: Env) -> None:
+    """Fill in the versions of ``env`` by asking its interpreter; "Unknown" if it fails."""
+    stdout = run_interpreter([env.python, "-c", _CHILD_PROBE])
+    try:
+        lines = (stdout or b"").decode("utf-8", "surrogateescape").strip().splitlines()
+        report = json.loads(lines[-1])
+        version = format_version(report["version"])
+        site_dirs = [p for p in report["path"] if isinstance(p, str)]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return
+    env.python_version = version
+    env.runicorn_version = runicorn_version_in(site_dirs)
+
+
+def describe_envs(envs: List[Env]) -> None:
+    """Fill in the versions of ``envs``, running interpreters (in parallel) only if needed."""
+    pending = [env for env in envs if is_runnable(env.python) and not describe_from_disk(env)]
+    if pending:
+        with ThreadPoolExecutor(max_workers=min(INTERPRETER_WORKERS, len(pending))) as pool:
+            list(pool.map(describe_by_running, pending))
+
+
+# --- storage root ----------------------------------------------------------------
+
+
+def runicorn_config_dir() -> str:
+    """Return runicorn's per-user config folder (runicorn.config.paths._config_root_dir)."""
+    if sys.platform == "darwin":
+        return os.path.join(home_dir(), "Library", "Application Support", "Runicorn")
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home_dir(), ".config")
+    return os.path.join(base, "runicorn")
+
+
+def runicorn_user_root_dir() -> Optional[str]:
+    """Return ``user_root_dir`` from runicorn's config.json, as runicorn resolves it."""
+    text = read_text(os.path.join(runicorn_config_dir(), "config.json"))
+    try:
+        value = json.loads(text).get("user_root_dir") if text else None
+    except (ValueError, AttributeError):
+        return None
+    if not value or not isinstance(value, str):
+        return None
+    return os.path.realpath(os.path.join(home_dir(), os.path.expanduser(value)))
+
+
+def default_storage_root(runicorn_installed: bool) -> str:
+    """Return the storage root a viewer would use by default, always absolute.
+
+    $RUNICORN_DIR first, then (when runicorn is installed) runicorn's own user
+    config, else ``~/runicorn_data``.
+    """
+    from_env = os.environ.get("RUNICORN_DIR")
+    if from_env:
+        return os.path.realpath(os.path.join(home_dir(), os.path.expanduser(from_env)))
+    configured = runicorn_user_root_dir() if runicorn_installed else None
+    return configured or os.path.join(home_dir(), "runicorn_data")
+
+
+def free_local_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+# --- storage candidates --------------------------------------------------------------
+
+
+def depth_below(path: str, top: str) -> int:
+    """Return how many levels ``path`` (found by os.walk of ``top``) lies below ``top``."""
+    return 0 if path == top else os.path.relpath(path, top).count(os.sep) + 1
+
+
+def count_runs(runs_dir: str) -> int:
+    """Return how many run folders (with meta.json or status.json) ``runs_dir`` holds.
+
+    Run folders may be nested up to MAX_RUN_DEPTH levels (``runs/<project path>/<id>``);
+    counting stops at MAX_RUN_COUNT.
+    """
+    count = 0
+    for current, dirs, files in os.walk(runs_dir):
+        level = depth_below(current, runs_dir)
+        if level and ("meta.json" in files or "status.json" in files):
+            count += 1
+            dirs[:] = []
+            if count >= MAX_RUN_COUNT:
+                break
+        elif level >= MAX_RUN_DEPTH:
+            dirs[:] = []
+    return count
+
+
+def storage_candidate(path: str, dirs: List[str]) -> Optional[Dict[str, Any]]:
+    """Return the candidate entry of folder ``path`` (subfolders ``dirs``), or None."""
+    run_count = count_runs(os.path.join(path, "runs")) if "runs" in dirs else 0
+    has_archive = "archive" in dirs
+    has_index = "index" in dirs
+    common_name = os.path.basename(path) in COMMON_STORAGE_NAMES
+    if not (run_count or has_archive or has_index or common_name):
+        return None
+    # Runs outweigh everything else; then archive, index, the usual name.
+    score = 100 * run_count + 40 * has_archive + 20 * has_index + 10 * common_name
+    return {"path": path, "run_count": run_count, "has_archive": has_archive,
+            "has_index": has_index, "score": score}
+
+
+def is_scannable(name: str) -> bool:
+    """Tell whether the storage scan descends into a subfolder called ``name``."""
+    if name in COMMON_STORAGE_NAMES:
+        return True
+    return not name.startswith(".") and name not in SCAN_PRUNE
+
+
+# --- subcommands ---------------------------------------------------------------------
+
+
+def cmd_envs() -> Dict[str, Any]:
+    """List every Python environment with its python and runicorn versions."""
+    envs = discover_envs()
+    describe_envs(envs)
+    return {"ok": True, "envs": [env.to_json() for env in envs]}
+
+
+def cmd_env_configs() -> Dict[str, Any]:
+    """Map every environment name to its python and runicorn versions."""
+    configs = {}
+    for env in cmd_envs()["envs"]:
+        configs[env["name"]] = {"pythonVersion": env["python_version"],
+                                "runicornVersion": env["runicorn_version"]}
+    return {"ok": True, "configs": configs}
+
+
+def interpreter_starts(python: str) -> bool:
+    """Tell whether ``python`` starts and exits cleanly within the timeout."""
+    return run_interpreter([python, "-c", "pass"]) is not None
+
+
+def cmd_config(env_name: str) -> Dict[str, Any]:
+    """Describe one environment for a viewer start: versions, storage root, a free port.
+
+    Versions come from the same place as for ``envs`` (so both agree); the
+    interpreter is also started once, to prove it works.
+    """
+    env = find_env(env_name)
+    describe_envs([env])
+    if env.python_version == "Unknown" or not interpreter_starts(env.python):
+        raise ProbeError("internal", "Failed to run Python in environment: %s" % env_name)
+    root = default_storage_root(env.runicorn_version is not None)
+    return {
+        "ok": True,
+        "condaEnv": env_name,
+        "pythonVersion": env.python_version,
+        "runicornVersion": env.runicorn_version,
+        "pythonPath": env.python,
+        "defaultStorageRoot": root,
+        "storageRootExists": os.path.isdir(root),
+        "suggestedRemotePort": free_local_port(),
+        "homeDirectory": home_dir(),
+    }
+
+
+def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
+    """Find likely Runicorn storage roots under ``scan_root``, best first."""
+    try:
+        depth = max(1, min(int(max_depth), 8))
+    except ValueError:
+        raise ProbeError("bad_request", "max_depth must be an integer: %s" % max_depth)
+    root = resolve_user_path(scan_root)
+    if not os.path.exists(root):
+        raise ProbeError("not_found", "Scan root does not exist: %s" % root)
+    if not os.path.isdir(root):
+        raise ProbeError("not_a_directory", "Scan root is not a directory: %s" % root)
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ProbeError("permission_denied", "Permission denied: %s" % root)
+    deadline = time.monotonic() + SCAN_BUDGET_S
+    truncated = False
+    candidates = []
+    for current, dirs, files in os.walk(root):
+        if "pyvenv.cfg" in files or "conda-meta" in dirs:
+            dirs[:] = []  # a Python environment, not a storage root
+            continue
+        candidate = storage_candidate(current, dirs)
+        if candidate:
+            candidates.append(candidate)
+        keep = [] if depth_below(current, root) >= depth else [d for d in dirs if is_scannable(d)]
+        dirs[:] = [d for d in keep if not (candidate and d in STORAGE_PARTS)]
+        if time.monotonic() > deadline:
+            truncated = True
+            break
+    candidates.sort(key=lambda item: (-item["score"], item["path"]))
+    return {"scan_root": root, "max_depth": depth, "truncated": truncated,
+            "candidates": candidates[:MAX_CANDIDATES]}
+
+
+def entry_stat(entry: Any) -> Optional[os.stat_result]:
+    """Return the stat of a scandir entry's target, else of the link itself, else None."""
+    for follow in (True, False):
+        try:
+            return entry.stat(follow_symlinks=follow)
+        except OSError:
+            continue
+    return None
+
+
+def list_item(entry: Any) -> Dict[str, Any]:
+    """Return the fs-list item of a scandir entry; a symlink to a folder is a folder."""
+    info = entry_stat(entry)
+    try:
+        is_dir = stat.S_ISDIR(info.st_mode) if info is not None else entry.is_dir()
+        is_link = entry.is_symlink()
+    except OSError:
+        is_dir = is_link = False
+    return {
+        "name": to_text(entry.name),
+        "is_dir": is_dir,
+        "size": 0 if is_dir or info is None else info.st_size,
+        "mtime": int(info.st_mtime) if info is not None else None,
+        "is_link": is_link,
+    }
+
+
+def cmd_fs_list(path: str) -> Dict[str, Any]:
+    """List a folder (hidden entries included): folders first, then by name."""
+    target = resolve_user_path(path)
+    try:
+        info = os.stat(target)
+        if not stat.S_ISDIR(info.st_mode):
+            raise ProbeError("not_a_directory", "Not a directory: %s" % target)
+        with os.scandir(target) as entries:
+            items = [list_item(entry) for entry in entries]
+    except (FileNotFoundError, NotADirectoryError):
+        raise ProbeError("not_found", "Path not found: %s" % target)
+    except PermissionError:
+        raise ProbeError("permission_denied", "Permission denied: %s" % target)
+    items.sort(key=lambda item: (not item["is_dir"], item["name"]))
+    return {"path": target, "items": items}
+
+
+def cmd_fs_exists(path: str) -> Dict[str, Any]:
+    """Tell whether ``path`` exists and is a folder; the path is echoed as given."""
+    target = resolve_user_path(path) if path else ""
+    exists = bool(target) and os.path.exists(target)
+    return {"path": path, "exists": exists, "is_dir": exists and os.path.isdir(target)}
+
+
+# Subcommand -> (function, names of its positional arguments).
+COMMANDS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Tuple[str, ...]]] = {
+    "envs": (cmd_envs, ()),
+    "env-configs": (cmd_env_configs, ()),
+    "config": (cmd_config, ("env_name",)),
+    "storage-candidates": (cmd_storage_candidates, ("scan_root", "max_depth")),
+    "fs-list": (cmd_fs_list, ("path",)),
+    "fs-exists": (cmd_fs_exists, ("path",)),
+}
+
+
+def run_command(argv: List[str]) -> Dict[str, Any]:
+    """Run the subcommand named by ``argv[0]`` with the rest as its arguments."""
+    if not argv or argv[0] not in COMMANDS:
+        raise ProbeError("bad_request", "Unknown probe subcommand: %s" % (argv[0] if argv else ""))
+    function, names = COMMANDS[argv[0]]
+    if len(argv) - 1 != len(names):
+        usage = " ".join([argv[0]] + ["<%s>" % name for name in names])
+        raise ProbeError("bad_request", "Usage: %s" % usage)
+    return function(*argv[1:])
+
+
+def main(argv: List[str]) -> int:
+    """Run one subcommand and print its result (or error) as one JSON line."""
+    try:
+        result = run_command(argv)
+    except ProbeError as ex:
+        result = {"error": {"kind": ex.kind, "message": ex.message}}
+    except Exception as ex:  # the caller always gets one JSON object, never a traceback
+        result = {"error": {"kind": "internal", "message": "%s: %s" % (type(ex).__name__, ex)}}
+    sys.stdout.write(json.dumps(sanitize(result), ensure_ascii=True, separators=(",", ":")))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,153 @@
+"""The local side of the probe: loading the script, its arguments, reading its JSON and errors."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError
+from rvssh.remote.probe import (
+    PROBE_SUBCOMMANDS,
+    build_probe_args,
+    env_configs_from_envs,
+    load_probe_script,
+    parse_probe_output,
+)
+from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
+
+SCRIPT_PATH = Path(__file__).resolve().parents[2] / "rvssh" / "remote" / "scripts" / "probe.py"
+
+
+def script_commands() -> dict[str, int]:
+    """Return the script's COMMANDS table as subcommand -> number of arguments."""
+    tree = ast.parse(SCRIPT_PATH.read_bytes())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "COMMANDS":
+            table = node.value
+            assert isinstance(table, ast.Dict)
+            return {
+                ast.literal_eval(key): len(value.elts[1].elts)  # type: ignore[union-attr]
+                for key, value in zip(table.keys, table.values)
+            }
+    raise AssertionError("COMMANDS not found in the probe script")
+
+
+def test_load_probe_script_returns_the_packaged_file() -> None:
+    assert load_probe_script() == SCRIPT_PATH.read_bytes()
+
+
+def test_local_table_matches_the_script() -> None:
+    assert PROBE_SUBCOMMANDS == script_commands()
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (("envs",), ["envs"]),
+        (("env-configs",), ["env-configs"]),
+        (("config", "my env"), ["config", "my env"]),
+        (("storage-candidates", "~", "3"), ["storage-candidates", "~", "3"]),
+        (("fs-list", "$(touch X)"), ["fs-list", "$(touch X)"]),
+        (("fs-exists", "-rf"), ["fs-exists", "-rf"]),
+    ],
+)
+def test_build_probe_args(call: tuple[str, ...], expected: list[str]) -> None:
+    assert build_probe_args(*call) == expected
+
+
+@pytest.mark.parametrize("call", [("nope",), ("envs", "x"), ("fs-list",), ("storage-candidates", "~")])
+def test_build_probe_args_rejects_programming_errors(call: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        build_probe_args(*call)
+
+
+def test_build_probe_args_rejects_nul() -> None:
+    with pytest.raises(BadRequestError):
+        build_probe_args("fs-list", "/tmp/a\0b")
+
+
+def test_parse_probe_output_returns_the_object() -> None:
+    assert parse_probe_output(b'{"path": "/x", "items": []}\n') == {"path": "/x", "items": []}
+
+
+def test_parse_probe_output_skips_shell_noise_before_the_object() -> None:
+    stdout = b"Welcome to gpu-01!\n\xff\xfe conda init says hi\n\n" + b'{"ok": true}\n'
+    assert parse_probe_output(stdout) == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [b"", b"\n  \n", b"Traceback (most recent call last):\n  boom\n", b"[1, 2]\n", b'"text"\n', b'{"ok": tr'],
+)
+def test_parse_probe_output_rejects_anything_but_one_object(stdout: bytes) -> None:
+    with pytest.raises(RemoteOutputError):
+        parse_probe_output(stdout)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_class"),
+    [
+        ("not_found", NotFoundError),
+        ("env_not_found", NotFoundError),
+        ("not_a_directory", BadRequestError),
+        ("bad_request", BadRequestError),
+        ("permission_denied", ForbiddenError),
+        ("internal", RemoteCommandError),
+        ("something_new", RemoteCommandError),
+    ],
+)
+def test_parse_probe_output_maps_errors(kind: str, error_class: type[Exception]) -> None:
+    stdout = json.dumps({"error": {"kind": kind, "message": "Path not found: /x"}}).encode()
+    with pytest.raises(error_class) as caught:
+        parse_probe_output(stdout)
+    assert type(caught.value) is error_class
+    assert caught.value.message == "Path not found: /x"
+
+
+@pytest.mark.parametrize("error", ["boom", {"kind": "not_found"}, {"kind": "not_found", "message": 3}])
+def test_parse_probe_output_rejects_malformed_errors(error: object) -> None:
+    with pytest.raises(RemoteOutputError):
+        parse_probe_output(json.dumps({"error": error}).encode())
+
+
+def test_env_configs_from_envs() -> None:
+    envs = {"ok": True, "envs": [
+        {"name": "base", "type": "conda", "python_version": "Python 3.11.7", "path": "/c/bin/python",
+         "is_default": False, "runicorn_version": None},
+        {"name": "a", "type": "conda", "python_version": "Unknown", "path": "/c/envs/a/bin/python",
+         "is_default": False, "runicorn_version": "0.7.2"},
+    ]}
+    assert env_configs_from_envs(envs) == {"ok": True, "configs": {
+        "base": {"pythonVersion": "Python 3.11.7", "runicornVersion": None},
+        "a": {"pythonVersion": "Unknown", "runicornVersion": "0.7.2"},
+    }}
+
+
+def run_script(tmp_path: Path, *args: str) -> bytes:
+    """Run the real script the way the server will and return its stdout."""
+    env = {"HOME": str(tmp_path), "PATH": os.defpath, "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [os.path.realpath(sys.executable), "-", *build_probe_args(*args)],
+        input=load_probe_script(), capture_output=True, env=env, check=True, timeout=60,
+    ).stdout
+
+
+def test_real_script_output_round_trips(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    assert parse_probe_output(run_script(tmp_path, "fs-exists", "~/file.txt")) == {
+        "path": "~/file.txt", "exists": True, "is_dir": False}
+    with pytest.raises(NotFoundError, match=f"^Path not found: {tmp_path}/missing$"):
+        parse_probe_output(run_script(tmp_path, "fs-list", "~/missing"))
+    with pytest.raises(BadRequestError, match=f"^Not a directory: {tmp_path}/file.txt$"):
+        parse_probe_output(run_script(tmp_path, "fs-list", "~/file.txt"))
+    with pytest.raises(NotFoundError, match="^Environment 'nope' not found"):
+        parse_probe_output(run_script(tmp_path, "config", "nope"))
+    envs = parse_probe_output(run_script(tmp_path, "envs"))
+    configs = parse_probe_output(run_script(tmp_path, "env-configs"))
+    assert env_configs_from_envs(envs) == configs
