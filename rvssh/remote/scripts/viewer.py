@@ -103,6 +103,11 @@ def launch(root, port_text, session_id):
     log_path = os.path.join(directory, "viewer.log")
     env = dict(os.environ)
     env[MARKER] = session_id
+    # Runicorn's remote mode logs under a shared /tmp/runicorn-viewer by
+    # default, which fails for the second user of a server; keep its logs in
+    # our private directory, removed on stop.
+    env["RUNICORN_REMOTE_LOG_DIR"] = os.path.join(directory, "runicorn-logs")
+    env["RUNICORN_REMOTE_SESSION_ID"] = session_id
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         process = subprocess.Popen(
@@ -121,6 +126,17 @@ def launch(root, port_text, session_id):
     emit({"pid": process.pid, "port": port, "storage": storage, "python": sys.executable})
 
 
+def proc_state(pid):
+    """Return the process state letter from /proc, "" when gone, None without /proc."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    try:
+        with open("/proc/{0}/stat".format(pid)) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def is_ours(pid, session_id):
     """Return True/False when /proc can tell, None when it cannot."""
     try:
@@ -134,22 +150,17 @@ def is_ours(pid, session_id):
 
 
 def alive(pid, session_id):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    ours = is_ours(pid, session_id)
-    if ours is None:
+    """Tell whether our viewer still runs (a zombie or a recycled pid does not)."""
+    state = proc_state(pid)
+    if state is None:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
         return True
-    if not ours:
+    if state in ("", "Z", "X"):
         return False
-    try:
-        with open("/proc/{0}/stat".format(pid)) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return is_ours(pid, session_id) is not False
 
 
 def status(pid_text, session_id):
