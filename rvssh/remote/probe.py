@@ -1,9 +1,9 @@
-"""Local side of the remote probe: load the script, build its arguments, read its JSON.
+"""Local side of the remote scripts: load them, build their arguments, read their JSON.
 
-The script itself (``rvssh/remote/scripts/probe.py``) runs on the server with
-the script on stdin; its docstring is the contract of every subcommand. This
-module only turns that contract into Python values and rvssh errors; it runs
-nothing.
+The scripts (``rvssh/remote/scripts/probe.py`` and ``viewer.py``) run on the
+server with the script on stdin; their docstrings are the contract of every
+subcommand. This module only turns that contract into Python values and
+rvssh errors; it runs nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError, RvsshError
+from rvssh.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RvsshError
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
 # Subcommand -> number of arguments; must match COMMANDS in the script.
@@ -34,15 +34,22 @@ ERROR_KINDS: dict[str, type[RvsshError]] = {
     "bad_request": BadRequestError,
     "permission_denied": ForbiddenError,
     "internal": RemoteCommandError,
+    "runicorn_missing": BadRequestError,
+    "port_in_use": ConflictError,
 }
 
 _SNIPPET_CHARS = 200
 
 
 @functools.cache
+def load_script(name: str) -> bytes:
+    """Return the bytes of ``rvssh/remote/scripts/<name>``, to be sent on the remote's stdin."""
+    return (resources.files("rvssh.remote") / "scripts" / name).read_bytes()
+
+
 def load_probe_script() -> bytes:
-    """Return the bytes of the probe script, to be sent on the remote's stdin."""
-    return (resources.files("rvssh.remote") / "scripts" / "probe.py").read_bytes()
+    """Return the bytes of the probe script."""
+    return load_script("probe.py")
 
 
 def build_probe_args(subcommand: str, *args: str) -> list[str]:

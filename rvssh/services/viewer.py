@@ -17,9 +17,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol
 
-from rvssh.errors import BadRequestError, ConflictError, NotFoundError, RvsshError
+from rvssh.errors import NotFoundError, RvsshError
 from rvssh.models import ViewerSession, ViewerStartRequest
-from rvssh.remote.scripts_loader import load_script, parse_json_object
+from rvssh.remote.probe import load_script, parse_probe_output
 from rvssh.services.connections import ConnectionService
 from rvssh.ssh.errors import PortInUseError, RemoteCommandError
 from rvssh.ssh.exec import RemoteExecutor
@@ -91,17 +91,7 @@ class ViewerService:
 
     def _remote(self, target: Target, args: list[str], python: str | None = None) -> dict[str, Any]:
         result = self._executor.run_python(target, load_script(VIEWER_SCRIPT), args, python=python)
-        output = parse_json_object(result.stdout, result.stderr)
-        error = output.get("error")
-        if isinstance(error, dict):
-            message = str(error.get("message", "remote error"))
-            kind = error.get("kind")
-            if kind == "runicorn_missing":
-                raise BadRequestError(f"Failed to start Remote Viewer: {message}")
-            if kind == "port_in_use":
-                raise ConflictError(message)
-            raise RemoteCommandError(f"Failed to start Remote Viewer: {message}")
-        return output
+        return parse_probe_output(result.stdout)
 
     # --- start -----------------------------------------------------------
 
