@@ -37,10 +37,13 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
             "timeout": max(120, int(self._settings.viewer_ready_timeout) + 60),
             "graceful_timeout": 10,
             "proc_name": "rvssh",
+            # gunicorn >= 24 would open a control socket in ~/.gunicorn; rvssh needs none.
+            "control_socket_disable": True,
             "when_ready": self._announce,
         }
         for key, value in options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorn has no control socket
+                self.cfg.set(key, value)
 
     def _announce(self, server: Any) -> None:
         host = self._settings.bind_host

@@ -125,7 +125,9 @@ def handle_validation_error(
 def handle_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict) -> None:
     """Answer Falcon's own errors (404, 405, 413, 415, ...) as ``{"detail": ...}``."""
     resp.status = ex.status
-    resp.media = {"detail": ex.description or ex.title}
+    # FastAPI words: "Not Found", "Method Not Allowed" (no status code in front).
+    reason = str(ex.title).split(" ", 1)[-1] if str(ex.title)[:3].isdigit() else ex.title
+    resp.media = {"detail": ex.description or reason}
     for name, value in (ex.headers or {}).items():
         resp.set_header(name, value)
 
