@@ -23,7 +23,7 @@ from typing import Callable
 import pexpect
 
 from rvssh.ssh.argv import MasterAuth, SshCommon, build_control_argv, build_master_argv
-from rvssh.ssh.errors import AuthenticationError, ConnectError, HostKey, InvalidTargetError
+from rvssh.ssh.errors import AuthenticationError, ConnectError, HostKey
 from rvssh.ssh.hostkeys import build_host_key_error
 from rvssh.ssh.prompts import FailureKind, PromptKind, PROMPT_PATTERN, classify, classify_failure, summarize_ssh_output
 from rvssh.ssh.target import Target
@@ -139,7 +139,7 @@ class MasterController:
         ensure_private_dir(self._scratch_dir)
         control_path = self.control_path(target)
         if len(os.fsencode(str(control_path))) + 17 >= 104:
-            raise InvalidTargetError(f"Control socket path too long: {control_path}")
+            raise ConnectError(f"Connection failed: control socket path too long: {control_path} (set a shorter --state-dir)")
         capture_file = self._scratch_dir / f"hostkey-{os.getpid()}-{time.monotonic_ns()}"
         argv = build_master_argv(
             self._common,
@@ -174,7 +174,8 @@ class MasterController:
         )
         # APPSEC: only what ssh prints is recorded (logfile_read), never what we send.
         child.logfile_read = transcript
-        deadline = time.monotonic() + self._connect_timeout + 5
+        # A backstop past ssh's own ConnectTimeout, which words its failure better.
+        deadline = time.monotonic() + self._connect_timeout + min(5.0, self._connect_timeout)
         answered: set[PromptKind] = set()
         try:
             while True:
@@ -186,7 +187,7 @@ class MasterController:
                     break
                 if index == 2:
                     continue
-                self._answer(child, classify(child.after or ""), secrets, answered, transcript.getvalue())
+                self._answer(child, classify(child.after or ""), secrets, answered)
             child.close()
         finally:
             if child.isalive():
@@ -195,9 +196,7 @@ class MasterController:
         return status, transcript.getvalue()
 
     @staticmethod
-    def _answer(
-        child: pexpect.spawn, kind: PromptKind | None, secrets: Secrets, answered: set[PromptKind], output: str
-    ) -> None:
+    def _answer(child: pexpect.spawn, kind: PromptKind | None, secrets: Secrets, answered: set[PromptKind]) -> None:
         """Answer one prompt, or stop with the reason we cannot."""
         if kind is PromptKind.PASSWORD:
             # APPSEC: a second password prompt means the first was wrong. Never
@@ -218,7 +217,8 @@ class MasterController:
             # asks here: its key belongs in the user's own known_hosts).
             child.sendline("no")
         else:
-            prompt = summarize_ssh_output(output + (child.after or ""), limit=120)
+            lines = (child.after or "").replace("\r", "").strip().splitlines()
+            prompt = lines[-1][:120] if lines else "?"
             raise AuthenticationError(
                 f"Connection failed: the server asks '{prompt}', an interactive prompt rvssh cannot answer"
             )
