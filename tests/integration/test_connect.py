@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import falcon.testing
 import pytest
 
+from rvssh.app import create_app
+from rvssh.services.container import build_services
 from tests.integration.rvssh_fixtures import Rvssh
 from tests.sshbed import wait_until
 
@@ -208,3 +213,16 @@ def test_concurrent_commands_never_exceed_max_sessions(trusted: Rvssh) -> None:
     for thread in threads:
         thread.join()
     assert [(result.exit_status, result.stdout) for result in results] == [(0, b"ok\n")] * 24
+
+
+def test_a_silent_server_times_out_within_the_connect_timeout(rvssh: Rvssh) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = dataclasses.replace(rvssh.settings, connect_timeout=2)
+        client = falcon.testing.TestClient(create_app(settings, build_services(settings, environ=rvssh.bed.client_env())))
+        started = time.monotonic()
+        result = client.simulate_post("/api/remote/connect", json=rvssh.connect_body(port=silent.getsockname()[1]))
+    elapsed = time.monotonic() - started
+    assert_detail_error(result, 502, "Connection failed: ")
+    assert elapsed < 2 * settings.connect_timeout + 1
