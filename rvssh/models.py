@@ -267,6 +267,7 @@ class ConfigResponse(ResponseModel):
     suggested_remote_port: int = Field(alias="suggestedRemotePort")
     connection_id: str = Field(alias="connectionId")
     python_path: Optional[str] = Field(default=None, alias="pythonPath")
+    home_directory: Optional[str] = Field(default=None, alias="homeDirectory")
 
 
 class StorageCandidate(ResponseModel):
