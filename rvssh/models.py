@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    RootModel,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 
 def _reject_nul(value: str) -> str:
@@ -23,7 +35,8 @@ def _reject_nul(value: str) -> str:
 Text = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_reject_nul)]
 Secret = Annotated[SecretStr, Field(max_length=65536)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-SECRET_FIELDS = frozenset({"password", "passphrase", "private_key"})
+# ``privateKey`` is the camelCase spelling a UI may use in saved connections.
+SECRET_FIELDS = frozenset({"password", "passphrase", "private_key", "privateKey"})
 
 
 class RequestModel(BaseModel):
@@ -41,16 +54,52 @@ class ResponseModel(BaseModel):
 # --- connections ---------------------------------------------------------
 
 
+def _require_destination(cls: type[BaseModel], data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+    """Report host/username as FastAPI would for required fields, unless saved_server_id is given."""
+    problems: list[InitErrorDetails] = []
+    if isinstance(data, dict) and data.get("saved_server_id") is None:
+        for name in ("host", "username"):
+            if name not in data:
+                problems.append(InitErrorDetails(type="missing", loc=(name,), input=data))
+            elif data[name] is None:
+                problems.append(InitErrorDetails(type="string_type", loc=(name,), input=None))
+    try:
+        model = handler(data)
+    except ValidationError as ex:
+        if not problems:
+            raise
+        raise ValidationError.from_exception_data(cls.__name__, [*problems, *ex.errors()]) from ex  # type: ignore[list-item]
+    if problems:
+        raise ValidationError.from_exception_data(cls.__name__, problems)
+    return model
+
+
 class ConnectRequest(RequestModel):
-    host: Text
+    """A destination and credentials; host/username may come from ``saved_server_id`` instead."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["host", "username"], "properties": {"host": {"type": "string"}, "username": {"type": "string"}}},
+                {"required": ["saved_server_id"], "properties": {"saved_server_id": {"type": "string"}}},
+            ]
+        }
+    )
+
+    host: Optional[Text] = None
     port: Port = 22
-    username: Text
+    username: Optional[Text] = None
     password: Optional[Secret] = None
     private_key: Optional[Secret] = None
     private_key_path: Optional[Text] = None
     passphrase: Optional[Secret] = None
     use_agent: bool = True
     saved_server_id: Optional[Text] = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _destination_required(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        return _require_destination(cls, data, handler)
 
 
 class DisconnectRequest(RequestModel):
@@ -161,6 +210,38 @@ class StatusResponse(ResponseModel):
 
 class ErrorResponse(ResponseModel):
     detail: Any
+
+
+# --- saved connections ---------------------------------------------------
+
+
+def _check_saved_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a secret field that is neither a string nor null (422 at that field)."""
+    problems = [
+        InitErrorDetails(type="string_type", loc=(key,), input=value)
+        for key, value in item.items()
+        if key in SECRET_FIELDS and value is not None and not isinstance(value, str)
+    ]
+    problems += [
+        InitErrorDetails(type="string_too_long", loc=(key,), input=value, ctx={"max_length": 65536})
+        for key, value in item.items()
+        if key in SECRET_FIELDS and isinstance(value, str) and len(value) > 65536
+    ]
+    if problems:
+        raise ValidationError.from_exception_data("SavedConnection", problems)
+    return item
+
+
+SavedItem = Annotated[dict[str, Any], AfterValidator(_check_saved_item)]
+
+
+class SavedConnectionsRequest(RootModel[list[SavedItem]]):
+    """The whole saved list (a bare JSON array of objects the Runicorn UI shapes)."""
+
+
+class SavedConnectionsResponse(ResponseModel):
+    ok: bool = True
+    connections: list[dict[str, Any]]
 
 
 # --- viewer --------------------------------------------------------------

@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from rvssh.models import ConnectionEntry, ConnectRequest, ViewerSession
-from rvssh.services.connections import ConnectionService, Credentials
+from rvssh.services.connections import ConnectionService
 from rvssh.services.environments import EnvironmentService
+from rvssh.services.saved import resolve_connect
 from rvssh.services.viewer import ViewerService
 from rvssh.settings import Settings
 from rvssh.ssh.argv import SshCommon
@@ -15,10 +16,12 @@ from rvssh.ssh.exec import RemoteExecutor, SessionSlots
 from rvssh.ssh.fingerprint import fingerprint_with_ssh_keygen
 from rvssh.ssh.forward import Forwarder
 from rvssh.ssh.master import MasterController, ssh_environment
-from rvssh.ssh.target import Target, make_target
+from rvssh.ssh.target import Target
 from rvssh.store.files import make_private_dir
 from rvssh.store.known_hosts import KnownHostsStore
 from rvssh.store.records import RecordDirectory
+from rvssh.store.saved_connections import SavedConnectionStore
+from rvssh.store.secrets import choose_vault
 
 
 @dataclass
@@ -33,11 +36,12 @@ class Services:
     forwarder: Forwarder
     environments: EnvironmentService
     viewer: ViewerService
+    saved_connections: SavedConnectionStore
 
     def open_connection(self, request: ConnectRequest) -> tuple[Target, ConnectionEntry]:
-        """Validate the destination and return a live connection to it."""
-        target = make_target(request.host, request.port, request.username)
-        entry = self.connections.connect(target, Credentials.from_request(request))
+        """Validate the destination (saved-server defaults applied) and return a live connection to it."""
+        target, credentials = resolve_connect(request, self.saved_connections)
+        entry = self.connections.connect(target, credentials)
         return target, entry
 
     def list_viewer_sessions(self) -> list[ViewerSession]:
@@ -96,4 +100,10 @@ def build_services(settings: Settings, environ: dict[str, str] | None = None) ->
         forwarder=forwarder,
         environments=environments,
         viewer=viewer,
+        saved_connections=SavedConnectionStore(
+            state / "saved_connections.json",
+            lock_path=state / "locks" / "saved_connections.lock",
+            vault=choose_vault(state),
+            save_secrets=settings.save_secrets,
+        ),
     )
