@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -25,8 +25,18 @@ def viewer_ready(trusted: Rvssh, runicorn_python: Path) -> Rvssh:
     return trusted
 
 
+STORES = f"/home/{TEST_USER}/rv-stores"
+
+
+@pytest.fixture(autouse=True)
+def remove_storage_roots() -> Iterator[None]:
+    """Remove the storage roots the viewers of a test created."""
+    yield
+    run_as_user(["rm", "-rf", STORES])
+
+
 def storage_root() -> str:
-    return f"/home/{TEST_USER}/rv-store-{uuid.uuid4().hex[:6]}"
+    return f"{STORES}/{uuid.uuid4().hex[:6]}"
 
 
 def start(rvssh: Rvssh, **overrides: Any):
