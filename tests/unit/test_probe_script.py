@@ -88,12 +88,22 @@ def make_conda_env(prefix: Path, python_version: str | None, python_target: str 
     return prefix
 
 
-def add_runicorn(site_packages: Path, version: str, metadata: bool = True) -> None:
-    """Install a runicorn dist-info (no package code: the probe never imports it)."""
+def add_runicorn(site_packages: Path, version: str, metadata: bool = True, package: bool = True) -> None:
+    """Install a runicorn dist-info and (unless ``package`` is false) a stub package to import.
+
+    envs reads the dist-info only; config also imports the package.
+    """
     dist = site_packages / f"runicorn-{version}.dist-info"
     dist.mkdir(parents=True)
     if metadata:
         write(dist / "METADATA", f"Metadata-Version: 2.4\nName: runicorn\nVersion: {version}\nSummary: x\n")
+    if package:
+        write(site_packages / "runicorn" / "__init__.py", f"__version__ = {version!r}\n")
+
+
+def python_seeing(prefix: Path, site_packages: Path) -> Path:
+    """Make ``prefix/bin/python`` REAL_PY with ``site_packages`` on its path, as a conda python has."""
+    return make_script(prefix / "bin" / "python", f'PYTHONPATH="{site_packages}" exec {REAL_PY} "$@"')
 
 
 def make_venv(prefix: Path) -> Path:
@@ -113,8 +123,9 @@ def env_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("envs")
     home = base / "home"
     root = make_conda_env(home / "miniconda3", "3.11.7")
-    make_conda_env(root / "envs" / "a", "3.11.7")
-    add_runicorn(root / "envs" / "a" / "lib" / "python3.11" / "site-packages", "0.7.2")
+    a = make_conda_env(root / "envs" / "a", "3.11.7", python_target=None)
+    add_runicorn(a / "lib" / "python3.11" / "site-packages", "0.7.2")
+    python_seeing(a, a / "lib" / "python3.11" / "site-packages")
     # b: would leave a marker if the probe started it (disk metadata must answer).
     b = make_conda_env(root / "envs" / "b", "3.11.7", python_target=None)
     make_script(b / "bin" / "python", f'touch "$HOME/started-b"; exec {REAL_PY} "$@"')
@@ -136,6 +147,7 @@ def env_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tools = make_venv(home / "venvs" / "tools")
     write(site_packages(tools) / f"runicorn-0.6.0-py{sys.version_info.major}.{sys.version_info.minor}.egg-info"
           / "PKG-INFO", "Metadata-Version: 2.1\nName: runicorn\nVersion: 0.6.0\n")
+    write(site_packages(tools) / "runicorn" / "__init__.py", "__version__ = '0.6.0'\n")
     (home / "venvs" / "just-a-folder").mkdir()
     return home
 
@@ -326,6 +338,21 @@ def test_config_of_an_env_with_runicorn(env_home: Path) -> None:
     }
 
 
+def test_config_runicorn_version_needs_runicorn_to_import(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    root = make_conda_env(home / "miniconda3", "3.11.7")
+    nodeps = make_conda_env(root / "envs" / "nodeps", "3.11.7", python_target=None)
+    add_runicorn(nodeps / "lib" / "python3.11" / "site-packages", "0.7.2", package=False)
+    python_seeing(nodeps, nodeps / "lib" / "python3.11" / "site-packages")
+    # pip's leftovers in the folder of the env's previous python do not count.
+    upgraded = make_conda_env(root / "envs" / "upgraded", "3.11.7")
+    add_runicorn(upgraded / "lib" / "python3.10" / "site-packages", "0.6.0")
+    envs = by_name(run_probe(home, "envs"))
+    assert (envs["nodeps"]["runicorn_version"], envs["upgraded"]["runicorn_version"]) == ("0.7.2", None)
+    assert run_probe(home, "config", "nodeps")["runicornVersion"] is None
+    assert run_probe(home, "config", "upgraded")["runicornVersion"] is None
+
+
 def test_config_empty_name_means_system(env_home: Path) -> None:
     payload = run_probe(env_home, "config", "")
     assert (payload["condaEnv"], payload["pythonVersion"]) == ("", REAL_VERSION)
@@ -348,8 +375,9 @@ def test_storage_root_prefers_runicorn_dir(tmp_path: Path) -> None:
 
 def test_storage_root_from_runicorn_user_config_only_when_installed(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = make_conda_env(home / "miniconda3", "3.11.7")
+    env = make_conda_env(home / "miniconda3", "3.11.7", python_target=None)
     add_runicorn(env / "lib" / "python3.11" / "site-packages", "0.7.2")
+    python_seeing(env, env / "lib" / "python3.11" / "site-packages")
     (home / "store").mkdir()
     write(home / ".config" / "runicorn" / "config.json", json.dumps({"user_root_dir": "~/store"}))
     with_runicorn = run_probe(home, "config", "base")

@@ -34,9 +34,17 @@ Subcommands and what they print on success:
         {"path", "exists", "is_dir"}
 
 Paths: ``~`` and ``~/...`` are expanded with $HOME; a relative path is taken
-relative to $HOME. Text that is not valid UTF-8 (file names, paths) is
-printed with each undecodable byte written as the four characters ``\\xNN``
-(Python's backslashreplace), so the output is always valid Unicode JSON.
+relative to $HOME. Text that is not valid UTF-8 (file names, paths, env
+names) is printed with each undecodable byte written as the four characters
+``\\xNN`` (Python's backslashreplace), so the output is always valid Unicode
+JSON. Such text may be sent back as printed: a path argument that does not
+exist as written, but does with its ``\\xNN`` (NN >= 80) taken as bytes, means
+the latter; an env name matches the name as printed.
+
+Versions: ``envs`` and ``env-configs`` read them from disk where that answers
+(a runicorn dist-info in the site-packages of the env's own python counts as
+installed); ``config`` also imports runicorn in that env and answers
+``runicornVersion: null`` when the import fails.
 
 To add a subcommand, write a ``cmd_*`` function that returns a dict (or
 raises ProbeError) and list it in COMMANDS with its argument names.
@@ -95,6 +103,20 @@ _CHILD_PROBE = (
     "import json, sys; print(json.dumps({'version': list(sys.version_info[:3]),"
     " 'path': [p for p in sys.path if p]}))"
 )
+# Imports runicorn in an env (Python 2.7 included); the last line tells how it went.
+_IMPORT_MARK = "rvssh-runicorn-import:"
+_RUNICORN_IMPORT = (
+    "try:\n"
+    "    import runicorn\n"
+    "except BaseException:\n"
+    "    print('%s failed')\n"
+    "else:\n"
+    "    print('%s ok ' + str(getattr(runicorn, '__version__', '')))\n"
+) % (_IMPORT_MARK, _IMPORT_MARK)
+# Importing runicorn loads its web stack: allow more than a bare start.
+IMPORT_TIMEOUT_S = 15.0
+# \\xNN as written by to_text for an undecodable byte (always >= 0x80).
+_ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 
 
 class ProbeError(Exception):
@@ -150,6 +172,11 @@ def to_text(value: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def from_text(value: str) -> str:
+    """Undo to_text: turn each ``\\xNN`` (NN >= 80) back into the byte it stands for."""
+    return _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match.group(1), 16)), value)
+
+
 def sanitize(value: Any) -> Any:
     """Return a copy of a JSON-able value with every string made valid Unicode."""
     if isinstance(value, str):
@@ -177,6 +204,17 @@ def resolve_user_path(path: str) -> str:
     if path.startswith("~/"):
         path = home + path[1:]
     return os.path.normpath(os.path.join(home, path))
+
+
+def locate_user_path(path: str) -> str:
+    """Return resolve_user_path(path), or, when that does not exist, the path its
+    ``\\xNN`` escapes stand for if that one exists (names printed by fs-list)."""
+    target = resolve_user_path(path)
+    if "\\x" in target and not os.path.lexists(target):
+        raw = from_text(target)
+        if os.path.lexists(raw):
+            return raw
+    return target
 
 
 def is_runnable(path: str) -> bool:
@@ -352,7 +390,7 @@ def find_env(name: str) -> Env:
     """Return the env called ``name`` ("" means system) or raise env_not_found."""
     wanted = name or "system"
     for env in discover_envs():
-        if env.name == wanted:
+        if wanted in (env.name, to_text(env.name)):
             return env
     raise ProbeError(
         "env_not_found", "Environment '%s' not found. Please check the environment name." % name
@@ -395,12 +433,15 @@ def runicorn_version_in(site_dirs: Sequence[str]) -> Optional[str]:
 
 
 def lib_site_dirs(prefix: str, version: str) -> List[str]:
-    """Return ``<prefix>/lib/python*/site-packages``, the one of ``version`` first."""
-    lib = os.path.join(prefix, "lib")
-    wanted = "python%s" % (major_minor(version) or "")
-    names = [name for name in list_dir(lib) if name.startswith("python")]
-    names.sort(key=lambda name: name != wanted)
-    return [os.path.join(lib, name, "site-packages") for name in names]
+    """Return ``<prefix>/lib/pythonX.Y[t]/site-packages`` of ``version`` only.
+
+    The folders of other pythons are ignored: packages pip left there when
+    the env's python was upgraded do not import any more.
+    """
+    short = major_minor(version)
+    if not short:
+        return []
+    return [os.path.join(prefix, "lib", "python" + short + suffix, "site-packages") for suffix in ("", "t")]
 
 
 def user_site_dir(version: str) -> List[str]:
@@ -461,8 +502,8 @@ def describe_from_disk(env: Env) -> bool:
     return True
 
 
-def run_interpreter(argv: List[str]) -> Optional[bytes]:
-    """Return the stdout of ``argv`` if it exits 0 within the timeout, else None.
+def run_interpreter(argv: List[str], timeout: float = INTERPRETER_TIMEOUT_S) -> Optional[bytes]:
+    """Return the stdout of ``argv`` if it exits 0 within ``timeout`` seconds, else None.
 
     The child gets its own session so that a timeout kills everything it
     started (a grandchild holding stdout open would otherwise hang us).
@@ -475,7 +516,7 @@ def run_interpreter(argv: List[str]) -> Optional[bytes]:
     except OSError:
         return None
     try:
-        stdout, _ = process.communicate(timeout=INTERPRETER_TIMEOUT_S)
+        stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -627,15 +668,34 @@ def interpreter_starts(python: str) -> bool:
     return run_interpreter([python, "-c", "pass"]) is not None
 
 
+def runicorn_imports(python: str) -> Tuple[Optional[bool], str]:
+    """Import runicorn with ``python``: (True, version) / (False, "") / (None, "") if it did not run."""
+    stdout = run_interpreter([python, "-c", _RUNICORN_IMPORT], timeout=IMPORT_TIMEOUT_S)
+    lines = [line for line in (stdout or b"").decode("utf-8", "replace").splitlines()
+             if line.startswith(_IMPORT_MARK)]
+    if not lines:
+        return None, ""
+    words = lines[-1][len(_IMPORT_MARK):].split()
+    return words[:1] == ["ok"], (words[1] if len(words) > 1 else "")
+
+
 def cmd_config(env_name: str) -> Dict[str, Any]:
     """Describe one environment for a viewer start: versions, storage root, a free port.
 
-    Versions come from the same place as for ``envs`` (so both agree); the
-    interpreter is also started once, to prove it works.
+    Versions are read as for ``envs``; the interpreter is also started once,
+    to prove it works: it imports runicorn when the disk says runicorn is
+    there, and runicornVersion is null if that import fails (installed
+    without its dependencies, say).
     """
     env = find_env(env_name)
     describe_envs([env])
-    if env.python_version == "Unknown" or not interpreter_starts(env.python):
+    started = False
+    if env.python_version != "Unknown" and env.runicorn_version is not None:
+        imported, version = runicorn_imports(env.python)
+        started = imported is not None
+        # Failed, crashed or hung while importing: not usable for a viewer.
+        env.runicorn_version = (version or env.runicorn_version) if imported else None
+    if env.python_version == "Unknown" or not (started or interpreter_starts(env.python)):
         raise ProbeError("internal", "Failed to run Python in environment: %s" % env_name)
     root = default_storage_root(env.runicorn_version is not None)
     return {
@@ -657,7 +717,7 @@ def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
         depth = max(1, min(int(max_depth), 8))
     except ValueError:
         raise ProbeError("bad_request", "max_depth must be an integer: %s" % max_depth)
-    root = resolve_user_path(scan_root)
+    root = locate_user_path(scan_root)
     if not os.path.exists(root):
         raise ProbeError("not_found", "Scan root does not exist: %s" % root)
     if not os.path.isdir(root):
@@ -713,7 +773,7 @@ def list_item(entry: Any) -> Dict[str, Any]:
 
 def cmd_fs_list(path: str) -> Dict[str, Any]:
     """List a folder (hidden entries included): folders first, then by name."""
-    target = resolve_user_path(path)
+    target = locate_user_path(path)
     try:
         info = os.stat(target)
         if not stat.S_ISDIR(info.st_mode):
@@ -730,7 +790,7 @@ def cmd_fs_list(path: str) -> Dict[str, Any]:
 
 def cmd_fs_exists(path: str) -> Dict[str, Any]:
     """Tell whether ``path`` exists and is a folder; the path is echoed as given."""
-    target = resolve_user_path(path) if path else ""
+    target = locate_user_path(path) if path else ""
     exists = bool(target) and os.path.exists(target)
     return {"path": path, "exists": exists, "is_dir": exists and os.path.isdir(target)}
 
