@@ -107,7 +107,9 @@ class RequestValidationError(Exception):
             item: dict[str, Any] = {"type": error["type"], "loc": loc, "msg": error["msg"]}
             # APPSEC: never echo a secret back, also not inside a whole-body input.
             secret = any(part in SECRET_FIELDS for part in error["loc"])
-            item["input"] = None if secret else _json_safe(scrub_secrets(error.get("input")))
+            # FastAPI reports a missing query parameter with input null.
+            missing_query = location == "query" and error["type"] == "missing"
+            item["input"] = None if secret or missing_query else _json_safe(scrub_secrets(error.get("input")))
             if error.get("ctx"):
                 item["ctx"] = {key: _json_safe(value) for key, value in error["ctx"].items()}
             items.append(item)

@@ -17,7 +17,8 @@ from rvssh.ssh import errors as ssh_errors
 
 @pytest.fixture
 def client(tmp_path: Path) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(create_app(Settings(state_dir=tmp_path / "state")))
+    # The app answers only requests addressed to a loopback name (issue #5).
+    return falcon.testing.TestClient(create_app(Settings(state_dir=tmp_path / "state")), headers={"Host": "127.0.0.1"})
 
 
 def test_health_answers_status_and_version(client: falcon.testing.TestClient) -> None:
@@ -70,7 +71,9 @@ def test_422_never_echoes_a_secret(client: falcon.testing.TestClient) -> None:
 def test_missing_query_parameter_is_422_in_query(client: falcon.testing.TestClient) -> None:
     result = client.simulate_get("/api/remote/conda-envs")
     assert result.status_code == 422
-    assert result.json["detail"][0]["loc"] == ["query", "connection_id"]
+    assert result.json["detail"] == [
+        {"type": "missing", "loc": ["query", "connection_id"], "msg": "Field required", "input": None}
+    ]
 
 
 @pytest.mark.parametrize(
