@@ -16,6 +16,9 @@ from rvssh.http.environments import (
 from rvssh.http.errors import register_error_handlers
 from rvssh.http.health import HealthResource
 from rvssh.http.known_hosts import KnownHostsAcceptResource, KnownHostsListResource, KnownHostsRemoveResource
+from rvssh.http.openapi import OpenApiResource
+from rvssh.http.saved import SavedConnectionsResource
+from rvssh.http.security import SecurityMiddleware
 from rvssh.http.validation import ValidationMiddleware
 from rvssh.http.viewer import ViewerSessionsResource, ViewerStartResource, ViewerStatusResource, ViewerStopResource
 from rvssh.services.container import Services, build_services
@@ -28,14 +31,18 @@ REMOTE = "/api/remote"
 def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
     """Build the WSGI app for ``settings``; tests may pass their own ``services``."""
     services = services or build_services(settings)
-    app = falcon.App(middleware=[ValidationMiddleware()])
+    router = falcon.routing.CompiledRouter()
+    # The security checks run first: nothing is parsed for a refused request.
+    app = falcon.App(router=router, middleware=[SecurityMiddleware(settings), ValidationMiddleware()])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
     app.add_route(f"{API}/health", HealthResource())
+    app.add_route(f"{API}/openapi.json", OpenApiResource(router, token_required=settings.token is not None))
     app.add_route(f"{REMOTE}/connect", ConnectResource(services))
     app.add_route(f"{REMOTE}/sessions", SessionsResource(services))
     app.add_route(f"{REMOTE}/disconnect", DisconnectResource(services))
     app.add_route(f"{REMOTE}/status", StatusResource(services))
+    app.add_route(f"{REMOTE}/connections/saved", SavedConnectionsResource(services))
     app.add_route(f"{REMOTE}/known-hosts/accept", KnownHostsAcceptResource(services))
     app.add_route(f"{REMOTE}/known-hosts/list", KnownHostsListResource(services))
     app.add_route(f"{REMOTE}/known-hosts/remove", KnownHostsRemoveResource(services))

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from gunicorn.app.base import BaseApplication
 
 from rvssh import __version__
+from rvssh.http.security import bind_problem
 from rvssh.settings import DEFAULT_BIND, Settings
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
@@ -108,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         settings = settings_from_args(args)
+        problem = bind_problem(settings)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
         GunicornApplication(settings).run()
     return 0
 

@@ -17,6 +17,9 @@ from rvssh.settings import Settings
 from rvssh.ssh.target import Target
 from tests.sshbed import SshBed
 
+# The app answers only requests addressed to a loopback name (issue #5).
+LOOPBACK_HOST = {"Host": "127.0.0.1"}
+
 
 @dataclass
 class Rvssh:
@@ -59,7 +62,8 @@ class Rvssh:
     def restarted(self) -> "Rvssh":
         """Return a new rvssh on the same state directory (as after a restart)."""
         services = build_services(self.settings, environ=self.bed.client_env(agent=True))
-        return Rvssh(self.settings, services, falcon.testing.TestClient(create_app(self.settings, services)), self.bed)
+        client = falcon.testing.TestClient(create_app(self.settings, services), headers=LOOPBACK_HOST)
+        return Rvssh(self.settings, services, client, self.bed)
 
 
 def end_all_masters(services: Services) -> None:
@@ -89,7 +93,8 @@ def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     )
     sshbed.user_known_hosts.write_text("")
     services = build_services(settings, environ=sshbed.client_env(agent=True))
-    instance = Rvssh(settings, services, falcon.testing.TestClient(create_app(settings, services)), sshbed)
+    client = falcon.testing.TestClient(create_app(settings, services), headers=LOOPBACK_HOST)
+    instance = Rvssh(settings, services, client, sshbed)
     try:
         yield instance
     finally:
