@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import InitErrorDetails
 
 
@@ -232,7 +233,19 @@ def _check_saved_item(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-SavedItem = Annotated[dict[str, Any], AfterValidator(_check_saved_item)]
+SavedItem = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_saved_item),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": True,
+            "properties": {
+                key: {"type": ["string", "null"], "maxLength": 65536, "writeOnly": True} for key in sorted(SECRET_FIELDS)
+            },
+        }
+    ),
+]
 
 
 class SavedConnectionsRequest(RootModel[list[SavedItem]]):
