@@ -17,6 +17,7 @@ from rvssh.services.container import Services
 
 class ConnectResource:
     body_models = {"POST": ConnectRequest}
+    response_models = {"POST": ConnectResponse}
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -29,6 +30,8 @@ class ConnectResource:
 
 
 class SessionsResource:
+    response_models = {"GET": SessionsResponse}
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
@@ -38,6 +41,7 @@ class SessionsResource:
 
 class DisconnectResource:
     body_models = {"POST": DisconnectRequest}
+    response_models = {"POST": MessageResponse}
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -49,6 +53,8 @@ class DisconnectResource:
 
 
 class StatusResource:
+    response_models = {"GET": StatusResponse}
+
     def __init__(self, services: Services) -> None:
         self._services = services
 

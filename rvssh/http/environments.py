@@ -22,6 +22,7 @@ from rvssh.services.container import Services
 
 class CondaEnvsResource:
     query_models = {"GET": ConnectionQuery}
+    response_models = {"GET": CondaEnvsResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
@@ -33,6 +34,7 @@ class CondaEnvsResource:
 
 class EnvConfigsResource:
     query_models = {"GET": ConnectionQuery}
+    response_models = {"GET": EnvConfigsResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
@@ -44,6 +46,7 @@ class EnvConfigsResource:
 
 class ConfigResource:
     query_models = {"GET": ConfigQuery}
+    response_models = {"GET": ConfigResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
@@ -55,6 +58,7 @@ class ConfigResource:
 
 class StorageCandidatesResource:
     query_models = {"GET": StorageCandidatesQuery}
+    response_models = {"GET": StorageCandidatesResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
@@ -66,6 +70,7 @@ class StorageCandidatesResource:
 
 class FsListResource:
     query_models = {"GET": FsListQuery}
+    response_models = {"GET": FsListResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
@@ -77,6 +82,7 @@ class FsListResource:
 
 class FsExistsResource:
     query_models = {"GET": FsExistsQuery}
+    response_models = {"GET": FsExistsResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments

@@ -9,5 +9,7 @@ from rvssh.models import HealthResponse
 
 
 class HealthResource:
+    response_models = {"GET": HealthResponse}
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = HealthResponse(version=__version__).model_dump()

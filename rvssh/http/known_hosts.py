@@ -16,6 +16,7 @@ from rvssh.services.container import Services
 
 class KnownHostsAcceptResource:
     body_models = {"POST": KnownHostsAcceptRequest}
+    response_models = {"POST": OkResponse}
 
     def __init__(self, services: Services) -> None:
         self._store = services.known_hosts
@@ -26,6 +27,8 @@ class KnownHostsAcceptResource:
 
 
 class KnownHostsListResource:
+    response_models = {"GET": KnownHostsListResponse}
+
     def __init__(self, services: Services) -> None:
         self._store = services.known_hosts
 
@@ -36,6 +39,7 @@ class KnownHostsListResource:
 
 class KnownHostsRemoveResource:
     body_models = {"POST": KnownHostsRemoveRequest}
+    response_models = {"POST": KnownHostsRemoveResponse}
 
     def __init__(self, services: Services) -> None:
         self._store = services.known_hosts

@@ -6,6 +6,7 @@ import falcon
 
 from rvssh.models import (
     MessageResponse,
+    ViewerSession,
     ViewerSessionsResponse,
     ViewerStartRequest,
     ViewerStartResponse,
@@ -16,6 +17,7 @@ from rvssh.services.container import Services
 
 class ViewerStartResource:
     body_models = {"POST": ViewerStartRequest}
+    response_models = {"POST": ViewerStartResponse}
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -29,6 +31,7 @@ class ViewerStartResource:
 
 class ViewerStopResource:
     body_models = {"POST": ViewerStopRequest}
+    response_models = {"POST": MessageResponse}
 
     def __init__(self, services: Services) -> None:
         self._viewer = services.viewer
@@ -39,6 +42,8 @@ class ViewerStopResource:
 
 
 class ViewerSessionsResource:
+    response_models = {"GET": ViewerSessionsResponse}
+
     def __init__(self, services: Services) -> None:
         self._viewer = services.viewer
 
@@ -47,6 +52,8 @@ class ViewerSessionsResource:
 
 
 class ViewerStatusResource:
+    response_models = {"GET": ViewerSession}
+
     def __init__(self, services: Services) -> None:
         self._viewer = services.viewer
 

@@ -1,0 +1,69 @@
+"""Fixtures shared by the unit tier: no network, no sshd, no real keyring."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import keyring
+import pytest
+from keyring.backends import null
+
+# The answer of a server that refuses us: a 401, never a network attempt.
+FAILING_SSH = """#!/bin/sh
+# A fake ssh for the unit tier: records its argv, then fails like a refused login.
+printf '%s\\n' "$*" >> '{log}'
+case " $* " in
+  *" -O "*) echo "Control socket connect(/x): No such file or directory" >&2; exit 255 ;;
+esac
+echo "me@host: Permission denied (publickey)."
+exit 255
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated_keyring() -> Iterator[None]:
+    """Keep every unit test away from the developer's real OS keyring."""
+    # APPSEC: a saved-connections test must never write into a real keyring.
+    previous = keyring.get_keyring()
+    keyring.set_keyring(null.Keyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)
+
+
+@dataclass(frozen=True)
+class FakeSsh:
+    """A failing ssh script and the file its argv lines go to."""
+
+    binary: Path
+    log: Path
+
+    def calls(self) -> list[str]:
+        """Return one line per ssh run: its arguments joined by spaces."""
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+def make_fake_ssh(directory: Path) -> FakeSsh:
+    """Write the failing ssh into ``directory`` and return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    binary = directory / "ssh"
+    log = directory / "ssh-argv.log"
+    binary.write_text(FAILING_SSH.format(log=log))
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    return FakeSsh(binary, log)
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path) -> FakeSsh:
+    """Return a fake ssh that records its argv and fails with a 401-worthy message."""
+    return make_fake_ssh(tmp_path / "fakessh-fail")
+
+
+@pytest.fixture(scope="session")
+def session_fake_ssh(tmp_path_factory: pytest.TempPathFactory) -> FakeSsh:
+    """Return one failing fake ssh for module-scoped apps (its log is shared)."""
+    return make_fake_ssh(tmp_path_factory.mktemp("fakessh-fail"))
