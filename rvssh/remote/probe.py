@@ -69,14 +69,16 @@ def build_probe_args(subcommand: str, *args: str) -> list[str]:
     return [subcommand, *args]
 
 
-def parse_probe_output(stdout: bytes) -> dict[str, Any]:
-    """Return the JSON object the probe printed, or raise the error it reported.
+def parse_probe_output(stdout: bytes, stderr: bytes = b"", exit_status: int = 0) -> dict[str, Any]:
+    """Return the JSON object a remote script printed, or raise the error it reported.
 
     The object is the last non-empty line of ``stdout``: lines before it are
     noise from the remote shell's start-up files, which some servers print
     even for non-interactive commands.
 
     Raises:
+        RemoteCommandError: no JSON object, and the command failed (ssh or the
+            remote shell said why on stderr, e.g. MaxSessions or no python).
         RemoteOutputError: the output holds no JSON object.
         NotFoundError, BadRequestError, ForbiddenError, RemoteCommandError:
             the script reported ``{"error": {"kind", "message"}}``.
@@ -85,24 +87,16 @@ def parse_probe_output(stdout: bytes) -> dict[str, Any]:
     lines = [line for line in text.splitlines() if line.strip()]
     try:
         payload = json.loads(lines[-1]) if lines else None
-    except ValueError as ex:
-        raise RemoteOutputError(_output_problem(text)) from ex
+    except ValueError:
+        payload = None
     if not isinstance(payload, dict):
+        reason = stderr.decode("utf-8", errors="replace").strip()[-_SNIPPET_CHARS:]
+        if exit_status != 0 and reason:
+            raise RemoteCommandError(f"Remote command failed (exit status {exit_status}): {reason}")
         raise RemoteOutputError(_output_problem(text))
     if "error" in payload:
         raise _probe_error(payload["error"], text)
     return payload
-
-
-def env_configs_from_envs(envs_payload: dict[str, Any]) -> dict[str, Any]:
-    """Return the env-configs answer built from the output of the ``envs`` subcommand."""
-    return {
-        "ok": True,
-        "configs": {
-            env["name"]: {"pythonVersion": env["python_version"], "runicornVersion": env.get("runicorn_version")}
-            for env in envs_payload["envs"]
-        },
-    }
 
 
 def _probe_error(error: Any, text: str) -> RvsshError:

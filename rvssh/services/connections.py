@@ -102,6 +102,8 @@ class ConnectionService:
             if pid is None:
                 self._masters.remove_stale_socket(target)
                 pid = self._start_master(target, credentials)
+            record = self._registry.get(target.connection_id)
+            if record is None or record.get("master_pid") != pid:
                 self._registry.put(
                     target.connection_id,
                     {

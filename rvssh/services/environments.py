@@ -25,7 +25,7 @@ class EnvironmentService:
 
     def _probe(self, target: Target, subcommand: str, *args: str) -> dict[str, Any]:
         result = self._executor.run_python(target, load_probe_script(), build_probe_args(subcommand, *args))
-        return parse_probe_output(result.stdout)
+        return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
     def _run(self, connection_id: str, subcommand: str, *args: str) -> dict[str, Any]:
         return self._probe(self._connections.require_live(connection_id), subcommand, *args)
@@ -58,12 +58,14 @@ class EnvironmentService:
         """Tell whether a remote path exists and is a directory."""
         return self._run(connection_id, "fs-exists", path)
 
-    def python_for(self, target: Target, env_name: str | None) -> str | None:
-        """Return the interpreter of ``env_name`` on the server (None: default python3).
+    def python_for(self, target: Target, env_name: str | None) -> str:
+        """Return the interpreter of ``env_name`` on the server (no name: ``system``).
+
+        The same probe answers config, so the viewer starts with exactly the
+        interpreter config described (also for ``system``).
 
         Raises:
             NotFoundError: no environment has that name.
         """
-        if not env_name or env_name == SYSTEM_ENV:
-            return None
-        return str(self._probe(target, "config", env_name)["pythonPath"])
+        name = "" if not env_name or env_name == SYSTEM_ENV else env_name
+        return str(self._probe(target, "config", name)["pythonPath"])

@@ -33,13 +33,14 @@ ERROR_DISPLAY_SECONDS = 60.0
 POLL_INTERVAL = 0.05
 REMOTE_CHECK_INTERVAL = 1.0
 AUTO_PORT_ATTEMPTS = 3
+STARTING_GRACE_SECONDS = 30.0
 
 
 class PythonResolver(Protocol):
     """Maps a requested environment name to the interpreter path on the server."""
 
-    def python_for(self, target: Target, env_name: str | None) -> str | None:
-        """Return the python of ``env_name`` (None: the server's default python3)."""
+    def python_for(self, target: Target, env_name: str | None) -> str:
+        """Return the python of ``env_name`` (no name: the ``system`` environment)."""
 
 
 def fetch_health(local_port: int, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -91,7 +92,7 @@ class ViewerService:
 
     def _remote(self, target: Target, args: list[str], python: str | None = None) -> dict[str, Any]:
         result = self._executor.run_python(target, load_script(VIEWER_SCRIPT), args, python=python)
-        return parse_probe_output(result.stdout)
+        return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
     # --- start -----------------------------------------------------------
 
@@ -222,7 +223,10 @@ class ViewerService:
 
     def _probe(self, record: dict[str, Any]) -> tuple[str, str | None]:
         if record.get("status") == "starting":
-            return "starting", None
+            # A start still running in some worker, or one that rvssh died in.
+            if time.time() - float(record["created_at"]) < self._ready_timeout + STARTING_GRACE_SECONDS:
+                return "starting", None
+            return "error", "The start did not finish (rvssh stopped while starting this viewer)"
         if record.get("status") == "error":
             return "error", record.get("error")
         target = Target(record["host"], record["ssh_port"], record["username"])

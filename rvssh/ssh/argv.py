@@ -140,8 +140,3 @@ def build_forward_argv(
         + ["-O", operation, "-L", forward_spec(local_port, remote_port)]
         + target.destination_args()
     )
-
-
-def build_resolve_argv(common: SshCommon, target: Target) -> list[str]:
-    """Build ``ssh -G`` that prints the effective config for ``target``."""
-    return common.base() + ["-G"] + target.destination_args()

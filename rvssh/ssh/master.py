@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -93,8 +94,12 @@ class MasterController:
         self._env = ssh_environment(environ)
 
     def control_path(self, target: Target) -> Path:
-        """Return the control socket path of ``target`` (40 hex chars, fits sun_path)."""
-        name = hashlib.sha1(target.connection_id.encode("utf-8")).hexdigest()
+        """Return the control socket path of ``target`` (40 hex chars, fits sun_path).
+
+        The name also hashes our scratch dir (inside the state dir), so two
+        state dirs sharing the /tmp fallback never share a master.
+        """
+        name = hashlib.sha1(f"{self._scratch_dir}\n{target.connection_id}".encode("utf-8")).hexdigest()
         return self._control_dir / name
 
     def check(self, target: Target) -> int | None:
@@ -163,6 +168,8 @@ class MasterController:
     def _drive(self, argv: list[str], secrets: Secrets) -> tuple[int, str]:
         """Run ssh on a pty, answer its prompts once each, return (status, output)."""
         transcript = io.StringIO()
+        if shutil.which(argv[0], path=self._env.get("PATH")) is None:
+            raise ConnectError(f"Connection failed: the ssh client '{argv[0]}' was not found (install openssh-client)")
         child = pexpect.spawn(
             argv[0],
             argv[1:],

@@ -102,3 +102,17 @@ def test_network_failures_carry_what_ssh_said(tmp_path: Path) -> None:
     masters, _ = controller(tmp_path, "refused")
     with pytest.raises(ConnectError, match="Connection failed: ssh: connect to host 10.0.0.1 port 22: Connection refused"):
         masters.start(TARGET, MasterAuth(), Secrets())
+
+
+def test_a_missing_ssh_client_is_a_clear_connect_error(tmp_path: Path) -> None:
+    masters = MasterController(
+        SshCommon("/nonexistent/ssh", None, ("/kh",)),
+        control_dir=tmp_path / "cm",
+        scratch_dir=tmp_path / "tmp",
+        connect_timeout=5,
+        fingerprint=lambda line: "SHA256:x",
+        find_stored_key=lambda host, port, key_type: None,
+        environ=dict(os.environ),
+    )
+    with pytest.raises(ConnectError, match="ssh client '/nonexistent/ssh' was not found"):
+        masters.start(TARGET, MasterAuth(), Secrets())

@@ -15,7 +15,6 @@ from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError
 from rvssh.remote.probe import (
     PROBE_SUBCOMMANDS,
     build_probe_args,
-    env_configs_from_envs,
     load_probe_script,
     parse_probe_output,
 )
@@ -116,17 +115,11 @@ def test_parse_probe_output_rejects_malformed_errors(error: object) -> None:
         parse_probe_output(json.dumps({"error": error}).encode())
 
 
-def test_env_configs_from_envs() -> None:
-    envs = {"ok": True, "envs": [
-        {"name": "base", "type": "conda", "python_version": "Python 3.11.7", "path": "/c/bin/python",
-         "is_default": False, "runicorn_version": None},
-        {"name": "a", "type": "conda", "python_version": "Unknown", "path": "/c/envs/a/bin/python",
-         "is_default": False, "runicorn_version": "0.7.2"},
-    ]}
-    assert env_configs_from_envs(envs) == {"ok": True, "configs": {
-        "base": {"pythonVersion": "Python 3.11.7", "runicornVersion": None},
-        "a": {"pythonVersion": "Unknown", "runicornVersion": "0.7.2"},
-    }}
+def test_a_failed_command_without_json_reports_stderr() -> None:
+    with pytest.raises(RemoteCommandError, match=r"^Remote command failed \(exit status 127\): rvssh: no python3"):
+        parse_probe_output(b"", b"rvssh: no python3 or python on the remote PATH\n", 127)
+    with pytest.raises(RemoteOutputError):
+        parse_probe_output(b"", b"", 0)
 
 
 def run_script(tmp_path: Path, *args: str) -> bytes:
@@ -150,4 +143,7 @@ def test_real_script_output_round_trips(tmp_path: Path) -> None:
         parse_probe_output(run_script(tmp_path, "config", "nope"))
     envs = parse_probe_output(run_script(tmp_path, "envs"))
     configs = parse_probe_output(run_script(tmp_path, "env-configs"))
-    assert env_configs_from_envs(envs) == configs
+    assert configs == {"ok": True, "configs": {
+        env["name"]: {"pythonVersion": env["python_version"], "runicornVersion": env["runicorn_version"]}
+        for env in envs["envs"]
+    }}

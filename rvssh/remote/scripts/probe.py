@@ -696,7 +696,7 @@ def cmd_config(env_name: str) -> Dict[str, Any]:
         # Failed, crashed or hung while importing: not usable for a viewer.
         env.runicorn_version = (version or env.runicorn_version) if imported else None
     if env.python_version == "Unknown" or not (started or interpreter_starts(env.python)):
-        raise ProbeError("internal", "Failed to run Python in environment: %s" % env_name)
+        raise ProbeError("internal", "Failed to run Python in environment: %s" % (env_name or "system"))
     root = default_storage_root(env.runicorn_version is not None)
     return {
         "ok": True,
