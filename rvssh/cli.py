@@ -58,6 +58,17 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
         return create_app(self._settings)
 
 
+def _session_count(text: str) -> int:
+    """Parse --max-sessions: a whole number from 1 to 64."""
+    try:
+        value = int(text)
+    except ValueError as ex:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from ex
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``rvssh`` command."""
     parser = argparse.ArgumentParser(
@@ -75,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssh-config", type=Path, help="ssh config file passed as ssh -F (env RVSSH_SSH_CONFIG)")
     serve.add_argument("--connect-timeout", type=float,
                        help="seconds a connect may take (env RVSSH_CONNECT_TIMEOUT; default 15)")
-    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /api/remote/* (env RVSSH_TOKEN)")
+    serve.add_argument("--max-sessions", type=_session_count, dest="max_sessions_per_master",
+                       help="remote commands at once per connection, below the server's sshd MaxSessions "
+                            "(env RVSSH_MAX_SESSIONS; default 8)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /api/remote/* "
+                                       "(env RVSSH_TOKEN, preferred: a flag is visible in ps)")
     serve.add_argument("--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
                        help="let browser pages from ORIGIN call the API, e.g. http://127.0.0.1:8000 "
                             "(repeatable; env RVSSH_ALLOWED_ORIGINS, comma separated)")
@@ -96,6 +111,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         state_dir=args.state_dir,
         ssh_config=args.ssh_config,
         connect_timeout=args.connect_timeout,
+        max_sessions_per_master=args.max_sessions_per_master,
         token=args.token,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,

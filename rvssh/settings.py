@@ -93,6 +93,7 @@ class Settings:
             ("connect_timeout", "RVSSH_CONNECT_TIMEOUT", float),
             ("command_timeout", "RVSSH_COMMAND_TIMEOUT", float),
             ("viewer_ready_timeout", "RVSSH_VIEWER_READY_TIMEOUT", float),
+            ("max_sessions_per_master", "RVSSH_MAX_SESSIONS", int),
         ):
             if env.get(key):
                 values[name] = kind(env[key])
