@@ -14,7 +14,7 @@ from keyring.backends import null
 # The answer of a server that refuses us: a 401, never a network attempt.
 FAILING_SSH = """#!/bin/sh
 # A fake ssh for the unit tier: records its argv, then fails like a refused login.
-printf '%s\\n' "$*" >> '{log}'
+printf '%s\\n' "=== ssh" "$@" >> '{log}'
 case " $* " in
   *" -O "*) echo "Control socket connect(/x): No such file or directory" >&2; exit 255 ;;
 esac
@@ -42,9 +42,13 @@ class FakeSsh:
     binary: Path
     log: Path
 
-    def calls(self) -> list[str]:
-        """Return one line per ssh run: its arguments joined by spaces."""
-        return self.log.read_text().splitlines() if self.log.exists() else []
+    def argv_text(self) -> str:
+        """Return every argument of every run, one a line (each run starts with ``=== ssh``)."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def runs(self) -> int:
+        """Return how many times ssh was run."""
+        return self.argv_text().count("=== ssh\n")
 
 
 def make_fake_ssh(directory: Path) -> FakeSsh:
