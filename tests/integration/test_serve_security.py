@@ -1,0 +1,161 @@
+"""The local API's request rules against a real ``rvssh serve`` over real HTTP (issue #5).
+
+No sshd is needed: these requests never reach ssh. The server runs as a
+subprocess on a free loopback port with a throwaway state directory and no
+OS keyring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.sshbed import free_port, wait_until
+
+TOKEN = "team-token-Qx81"
+UI_ORIGIN = "http://127.0.0.1:8000"
+
+
+@dataclass
+class Served:
+    """A running ``rvssh serve``: its port, process and log file."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                ) -> tuple[int, dict[str, str], Any]:
+        """Send one request with exactly these headers (Host defaults to ours) and return status, headers, JSON."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers={"Host": f"127.0.0.1:{self.port}", **(headers or {})})
+            response = connection.getresponse()
+            payload = response.read()
+            answer_headers = {name.lower(): value for name, value in response.getheaders()}
+            return response.status, answer_headers, json.loads(payload) if payload else None
+        finally:
+            connection.close()
+
+    def post_json(self, path: str, value: Any, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        return self.request("POST", path, json.dumps(value).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def serve_argv(port: int, state_dir: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "rvssh.cli", "serve", "--bind", f"127.0.0.1:{port}", "--state-dir", str(state_dir), *flags]
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RVSSH_")}
+    # APPSEC: the test server must never write into a real OS keyring.
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    return {**env, **extra}
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, *flags: str, **env: str) -> Iterator[Served]:
+    """Start ``rvssh serve`` and wait for /api/health; always stop it (terminate, wait, kill)."""
+    log = tmp_path / "serve.log"
+    for _ in range(3):  # the free port may be taken between free_port() and bind
+        port = free_port()
+        with log.open("wb") as sink:
+            process = subprocess.Popen(serve_argv(port, tmp_path / "state", *flags), env=serve_env(**env),
+                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        served = Served(port, process, log)
+        try:
+            if _wait_for_health(served):
+                yield served
+                return
+        finally:
+            _stop(process)
+    pytest.fail(f"rvssh serve never answered:\n{log.read_text(errors='replace')}")
+
+
+def _wait_for_health(served: Served) -> bool:
+    def answers() -> bool | str:
+        if served.process.poll() is not None:
+            text = served.log.read_text(errors="replace")
+            assert "Address already in use" in text, f"rvssh serve exited {served.process.returncode}:\n{text}"
+            return "port taken"
+        with contextlib.suppress(OSError):
+            return served.request("GET", "/api/health")[0] == 200
+        return False
+
+    return wait_until(answers, 20, "rvssh serve did not answer /api/health") is True
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_host_origin_cors_and_bodies_over_real_http(tmp_path: Path) -> None:
+    with serving(tmp_path, "--allow-origin", UI_ORIGIN) as served:
+        status, _, body = served.request("GET", "/api/remote/sessions", headers={"Host": "evil.example:23300"})
+        assert (status, body) == (403, {"detail": "Host header not allowed: rvssh answers only loopback names (see --allow-host)"})
+        assert served.request("GET", "/api/health", headers={"Host": "localhost"})[0] == 200
+
+        status, headers, body = served.post_json("/api/remote/connections/saved", [], {"Origin": "http://evil.example"})
+        assert (status, body) == (403, {"detail": "Origin not allowed: http://evil.example (see --allow-origin)"})
+        assert "access-control-allow-origin" not in headers
+
+        preflight = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        status, headers, _ = served.request("OPTIONS", "/api/remote/connections/saved", headers=preflight)
+        assert status == 204 and headers["access-control-allow-origin"] == UI_ORIGIN
+        status, headers, _ = served.request("OPTIONS", "/api/remote/connections/saved",
+                                            headers={**preflight, "Origin": "http://127.0.0.1:9999"})
+        assert status == 403 and "access-control-allow-origin" not in headers
+
+        entry = {"kind": "server", "id": "srv_me_gpu_22", "host": "gpu", "port": 22, "username": "me", "password": "pw-Zk2"}
+        status, headers, body = served.post_json("/api/remote/connections/saved", [entry], {"Origin": UI_ORIGIN})
+        assert (status, body) == (200, {"ok": True, "message": "Connections saved successfully"})
+        assert headers["access-control-allow-origin"] == UI_ORIGIN
+        status, _, body = served.request("GET", "/api/remote/connections/saved", headers={"Origin": UI_ORIGIN})
+        assert body["connections"][0]["hasSavedPassword"] is True and "pw-Zk2" not in json.dumps(body)
+
+        status, _, body = served.request("POST", "/api/remote/connections/saved", b"[]", {"Content-Type": "text/plain"})
+        assert (status, body) == (415, {"detail": "Content-Type must be application/json"})
+        big = b"[" + b" " * (2 * 1024 * 1024) + b"]"
+        status, _, body = served.request("POST", "/api/remote/connections/saved", big, {"Content-Type": "application/json"})
+        assert (status, body) == (413, {"detail": "Request body too large (limit 1048576 bytes)"})
+    assert "pw-Zk2" not in (tmp_path / "state" / "saved_connections.json").read_text()
+    assert "Traceback" not in (tmp_path / "serve.log").read_text(errors="replace")
+
+
+def test_token_from_the_environment_guards_the_remote_api(tmp_path: Path) -> None:
+    with serving(tmp_path, RVSSH_TOKEN=TOKEN) as served:
+        assert served.request("GET", "/api/health")[0] == 200
+        status, headers, body = served.request("GET", "/api/remote/sessions")
+        assert (status, body) == (401, {"detail": "Missing or wrong bearer token"})
+        assert headers["www-authenticate"] == "Bearer"
+        assert served.request("GET", "/api/remote/sessions", headers={"Authorization": "Bearer nope"})[0] == 401
+        status, _, body = served.request("GET", "/api/remote/sessions", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (status, body) == (200, {"sessions": []})
+
+
+def test_token_flag_works_too(tmp_path: Path) -> None:
+    with serving(tmp_path, "--token", TOKEN) as served:
+        assert served.request("GET", "/api/remote/status")[0] == 401
+        assert served.request("GET", "/api/remote/status", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:23399", "[::]:23399"])
+def test_a_public_bind_without_token_refuses_to_start(tmp_path: Path, bind: str) -> None:
+    argv = [sys.executable, "-m", "rvssh.cli", "serve", "--bind", bind, "--state-dir", str(tmp_path / "state")]
+    finished = subprocess.run(argv, env=serve_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert finished.returncode == 2
+    assert f"refusing to listen on {bind}" in finished.stderr and "--token" in finished.stderr
