@@ -112,7 +112,8 @@ class SecurityMiddleware:
     """Apply the rules of this module to every request, before validation."""
 
     def __init__(self, settings: Settings) -> None:
-        names = {name.lower() for name in settings.allowed_hosts}
+        # "--allow-host gw:23300" and "--allow-host GW" both mean the name "gw".
+        names = {host_name(name) or name.lower() for name in settings.allowed_hosts}
         if settings.bind_host.lower() not in WILDCARD_BINDS:
             names.add(settings.bind_host.lower())
         self._allowed_names = frozenset(names)

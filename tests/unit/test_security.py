@@ -151,8 +151,8 @@ def test_a_foreign_host_is_403_everywhere(tmp_path: Path) -> None:
 
 
 def test_allow_host_and_bind_address_are_accepted(tmp_path: Path) -> None:
-    api = client(tmp_path, allowed_hosts=("gpu-gateway",), bind="10.0.0.5:23300", token=TOKEN)
-    for host in ("gpu-gateway:23300", "10.0.0.5:23300"):
+    api = client(tmp_path, allowed_hosts=("gpu-gateway", "Other-GW:23300"), bind="10.0.0.5:23300", token=TOKEN)
+    for host in ("gpu-gateway:23300", "other-gw", "10.0.0.5:23300"):
         assert api.simulate_get("/api/health", headers={"Host": host}).status_code == 200
 
 
