@@ -28,8 +28,6 @@ KEYRING_ADVICE = (
 class SecretVault(Protocol):
     """Keeps secrets by (server id, slot) and never lists them."""
 
-    kind: str
-
     def get(self, server_id: str, slot: str) -> str | None:
         """Return the secret in ``slot`` of ``server_id``, or None."""
 
@@ -51,8 +49,6 @@ def keyring_is_usable(backend: KeyringBackend) -> bool:
 
 class KeyringVault:
     """Secrets in the OS keyring: service ``rvssh:<state dir>``, user ``<slot>/<server id>``."""
-
-    kind = "keyring"
 
     def __init__(self, backend: KeyringBackend, service: str) -> None:
         self._backend = backend
@@ -88,8 +84,6 @@ class FileVault:
     The caller holds the saved-connections lock, so reads and writes here
     never interleave.
     """
-
-    kind = "file"
 
     def __init__(self, path: Path) -> None:
         self._path = path

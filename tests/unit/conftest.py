@@ -61,12 +61,6 @@ def make_fake_ssh(directory: Path) -> FakeSsh:
     return FakeSsh(binary, log)
 
 
-@pytest.fixture
-def fake_ssh(tmp_path: Path) -> FakeSsh:
-    """Return a fake ssh that records its argv and fails with a 401-worthy message."""
-    return make_fake_ssh(tmp_path / "fakessh-fail")
-
-
 @pytest.fixture(scope="session")
 def session_fake_ssh(tmp_path_factory: pytest.TempPathFactory) -> FakeSsh:
     """Return one failing fake ssh for module-scoped apps (its log is shared)."""
