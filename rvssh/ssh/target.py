@@ -49,9 +49,9 @@ class Target:
 
 def make_target(host: str, port: int, username: str) -> Target:
     """Validate request strings and return a Target, or raise InvalidTargetError."""
-    if not host or not _HOST_RE.match(host):
+    if not host or not _HOST_RE.fullmatch(host):
         raise InvalidTargetError(f"Invalid host: {host!r}")
-    if not username or not _USER_RE.match(username):
+    if not username or not _USER_RE.fullmatch(username):
         raise InvalidTargetError(f"Invalid username: {username!r}")
     if not 1 <= port <= 65535:
         raise InvalidTargetError(f"Invalid port: {port}")

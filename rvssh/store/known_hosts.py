@@ -43,6 +43,8 @@ _HASHED_PREFIX = "|1|"
 # OpenSSH (ssh_config(5) "PATTERNS", sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT").
 _HOST_PATTERN_CHARS = frozenset("*?![]|")
 _TOKEN_RE = re.compile(r"\S+")
+# Key type names as OpenSSH spells them: ssh-ed25519, sk-ssh-ed25519@openssh.com, ...
+_KEY_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -502,12 +504,15 @@ class KnownHostsStore:
             Whether the file changed. Nothing matched means no write at all.
 
         Raises:
-            BadRequestError: ``host`` or ``key_type`` is empty.
+            BadRequestError: ``host`` is empty or not a literal host, or
+                ``key_type`` is not a key type name.
             StoreError: The file could not be locked, read or written.
         """
-        if not host:
+        # APPSEC: the same literal-host rules as accept; a pattern or an odd
+        # key type is a 400, not a silent "nothing changed".
+        if not host or _has_space(host) or "," in host or _is_bad_host(host):
             raise BadRequestError("Invalid host")
-        if not key_type:
+        if not _KEY_TYPE_RE.fullmatch(key_type):
             raise BadRequestError("Invalid key_type")
         if not self.path.exists():
             return False

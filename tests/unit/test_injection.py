@@ -46,22 +46,6 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/remote/fs/exists"): {"connection_id": "baseuser@base-host:22", "path": "/data"},
     ("GET", "/api/remote/viewer/status/{session_id}"): {"session_id": "0a1b2c3d"},
 }
-# NOTE: ssh/target.py matches with "$", which also matches before a trailing
-# newline, so "host\n" and "user\n" pass validation and reach ssh's argv (as one
-# argument after "--", never through a shell). Reported; remove once fixed.
-TRAILING_NEWLINE_REACHES_SSH = {
-    ("POST", "/api/remote/connect", "host"),
-    ("POST", "/api/remote/connect", "username"),
-    ("POST", "/api/remote/viewer/start", "host"),
-    ("POST", "/api/remote/viewer/start", "username"),
-    ("POST", "/api/remote/disconnect", "host"),
-    ("POST", "/api/remote/disconnect", "username"),
-}
-
-# NOTE: known-hosts/remove does not validate host or key_type: a hostile value
-# matches no line and answers 200 {"changed": false} (nothing runs). Reported.
-UNVALIDATED_REMOVE = {("POST", "/api/remote/known-hosts/remove", "host"), ("POST", "/api/remote/known-hosts/remove", "key_type")}
-
 
 def payloads(canary: Path) -> dict[str, str]:
     return {
@@ -101,12 +85,7 @@ def cases() -> list[Any]:
         for method, operation in operations.items():
             for location, name in string_fields(document, operation):
                 for kind in payloads(Path("/x")):
-                    marks = []
-                    if kind == "trailing-newline" and (method.upper(), path, name) in TRAILING_NEWLINE_REACHES_SSH:
-                        marks.append(pytest.mark.xfail(reason="target.py's regex accepts a trailing newline", strict=True))
-                    if (method.upper(), path, name) in UNVALIDATED_REMOVE and kind not in {"nul", "long"}:
-                        marks.append(pytest.mark.xfail(reason="known-hosts/remove answers 200 changed=false", strict=True))
-                    found.append(pytest.param(method.upper(), path, location, name, kind, marks=marks,
+                    found.append(pytest.param(method.upper(), path, location, name, kind,
                                               id=f"{method.upper()} {path} {name} {kind}"))
     return found
 

@@ -78,3 +78,9 @@ def test_bad_connection_ids_are_400_with_the_reference_message(connection_id: st
 def test_destination_args_leave_port_22_to_ssh_config() -> None:
     assert make_target("gpu", 22, "bob").destination_args() == ["-l", "bob", "--", "gpu"]
     assert make_target("gpu", 2222, "bob").destination_args() == ["-l", "bob", "-p", "2222", "--", "gpu"]
+
+
+@pytest.mark.parametrize(("host", "username"), [("gpu\n", "me"), ("gpu", "me\n")])
+def test_a_trailing_newline_is_rejected(host: str, username: str) -> None:
+    with pytest.raises(InvalidTargetError):
+        make_target(host, 22, username)
