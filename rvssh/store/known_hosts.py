@@ -28,7 +28,7 @@ import re
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -483,14 +483,7 @@ class KnownHostsStore:
         """
         key = check_accept(host, key_type, public_key, fingerprint_sha256)
         target = format_known_hosts_host(host, port)
-        prefix = "Failed to write known_hosts"
-        with self._locked(prefix):
-            lines = self._read_lines(prefix)
-            new_lines = upsert_lines(lines, target, key)
-            changed = new_lines != lines
-            if changed:
-                self._write_lines(new_lines, prefix)
-        return changed
+        return self._rewrite("Failed to write known_hosts", lambda lines: upsert_lines(lines, target, key))
 
     def remove(self, host: str, port: int, key_type: str) -> bool:
         """Stop trusting keys of one type for a host and port.
@@ -517,10 +510,15 @@ class KnownHostsStore:
         if not self.path.exists():
             return False
         target = format_known_hosts_host(host, port)
-        prefix = "Failed to remove known_hosts entry"
+        return self._rewrite(
+            "Failed to remove known_hosts entry", lambda lines: remove_lines(lines, target, key_type)
+        )
+
+    def _rewrite(self, prefix: str, change: Callable[[list[str]], list[str]]) -> bool:
+        """Apply ``change`` to the file's lines under the lock; write only if they changed."""
         with self._locked(prefix):
             lines = self._read_lines(prefix)
-            new_lines = remove_lines(lines, target, key_type)
+            new_lines = change(lines)
             changed = new_lines != lines
             if changed:
                 self._write_lines(new_lines, prefix)

@@ -66,6 +66,25 @@ class Rvssh:
         return Rvssh(self.settings, services, client, self.bed)
 
 
+def get(rvssh: Rvssh, endpoint: str, **params: Any) -> falcon.testing.Result:
+    """GET ``/api/remote/<endpoint>`` on rvssh's connection to the bed (connection_id defaulted)."""
+    params.setdefault("connection_id", rvssh.target.connection_id)
+    return rvssh.client.simulate_get(f"/api/remote/{endpoint}", params=params)
+
+
+def ok_json(result: falcon.testing.Result) -> Any:
+    """Assert a 200 and return its JSON."""
+    assert result.status_code == 200, result.text
+    return result.json
+
+
+def detail(result: falcon.testing.Result, status: int) -> str:
+    """Assert ``status`` with a string ``detail`` and return it."""
+    assert result.status_code == status, result.text
+    assert isinstance(result.json["detail"], str), result.json
+    return result.json["detail"]
+
+
 def end_all_masters(services: Services) -> None:
     """Send ``-O exit`` to every master this state directory knows about."""
     for entry in services.connections.list():

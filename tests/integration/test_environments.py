@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-import falcon.testing
 import pytest
 
 from tests.integration.remote_trees import (
@@ -37,7 +36,7 @@ from tests.integration.remote_trees import (
     storage_tree,
     unique_home_path,
 )
-from tests.integration.rvssh_fixtures import Rvssh
+from tests.integration.rvssh_fixtures import Rvssh, detail, get, ok_json
 
 __all__ = ["env_layout", "fixed_names_lock", "fs_tree", "storage_tree"]  # fixtures used by name
 
@@ -55,22 +54,6 @@ def connected(trusted: Rvssh) -> Rvssh:
 
 def connection_id(rvssh: Rvssh) -> str:
     return rvssh.target.connection_id
-
-
-def get(rvssh: Rvssh, endpoint: str, **params: Any) -> falcon.testing.Result:
-    params.setdefault("connection_id", connection_id(rvssh))
-    return rvssh.client.simulate_get(f"{REMOTE}/{endpoint}", params=params)
-
-
-def ok_json(result: falcon.testing.Result) -> Any:
-    assert result.status_code == 200, result.text
-    return result.json
-
-
-def detail(result: falcon.testing.Result, status: int) -> str:
-    assert result.status_code == status, result.text
-    assert isinstance(result.json["detail"], str), result.json
-    return result.json["detail"]
 
 
 @pytest.fixture

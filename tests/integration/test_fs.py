@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
 
-import falcon.testing
 import pytest
 
 from tests.integration.remote_trees import (
@@ -24,7 +22,7 @@ from tests.integration.remote_trees import (
     median_latency,
     sessions_during,
 )
-from tests.integration.rvssh_fixtures import Rvssh
+from tests.integration.rvssh_fixtures import Rvssh, detail, get, ok_json
 
 __all__ = ["fs_tree"]  # fixture used by name
 
@@ -37,22 +35,6 @@ def connected(trusted: Rvssh) -> Rvssh:
     result = trusted.connect()
     assert result.status_code == 200, result.text
     return trusted
-
-
-def get(rvssh: Rvssh, endpoint: str, **params: Any) -> falcon.testing.Result:
-    params.setdefault("connection_id", rvssh.target.connection_id)
-    return rvssh.client.simulate_get(f"{REMOTE}/{endpoint}", params=params)
-
-
-def ok_json(result: falcon.testing.Result) -> Any:
-    assert result.status_code == 200, result.text
-    return result.json
-
-
-def detail(result: falcon.testing.Result, status: int) -> str:
-    assert result.status_code == status, result.text
-    assert isinstance(result.json["detail"], str), result.json
-    return result.json["detail"]
 
 
 # --- fs/list ------------------------------------------------------------------------------
