@@ -64,7 +64,7 @@ class Settings:
 
     bind: str = DEFAULT_BIND
     state_dir: Path = field(default_factory=lambda: default_state_dir(os.environ))
-    workers: int = 1
+    workers: int = 2
     threads: int = 32
     connect_timeout: float = 15.0
     command_timeout: float = 60.0

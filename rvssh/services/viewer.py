@@ -209,16 +209,22 @@ class ViewerService:
         with self._cache_lock:
             self._cache.pop(session_id, None)
 
-    def _check(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        """Return (status, error) as things are now; cached for a couple of seconds."""
-        session_id = record["session_id"]
+    def _cached(self, session_id: str) -> tuple[str, str | None] | None:
+        """Return the (status, error) checked less than a couple of seconds ago, if any."""
         with self._cache_lock:
             cached = self._cache.get(session_id)
         if cached and time.monotonic() - cached[0] < STATUS_CACHE_SECONDS:
             return cached[1], cached[2]
+        return None
+
+    def _check(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        """Return (status, error) as things are now; cached for a couple of seconds."""
+        cached = self._cached(record["session_id"])
+        if cached is not None:
+            return cached
         status, error = self._probe(record)
         with self._cache_lock:
-            self._cache[session_id] = (time.monotonic(), status, error)
+            self._cache[record["session_id"]] = (time.monotonic(), status, error)
         return status, error
 
     def _probe(self, record: dict[str, Any]) -> tuple[str, str | None]:
@@ -248,10 +254,16 @@ class ViewerService:
     def list_sessions(self) -> list[ViewerSession]:
         """Return every session with its live status, checked concurrently."""
         records = self._records.all()
-        if not records:
-            return []
-        with ThreadPoolExecutor(max_workers=min(8, len(records))) as pool:
-            states = list(pool.map(self._check, records))
+        states = [self._cached(record["session_id"]) for record in records]
+        stale = [record for record, state in zip(records, states) if state is None]
+        # PERF: threads only when two or more sessions need a fresh check; the
+        # poll of the UI (every 5 s) mostly hits the cache.
+        if len(stale) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(stale))) as pool:
+                fresh = dict(zip((record["session_id"] for record in stale), pool.map(self._check, stale)))
+        else:
+            fresh = {record["session_id"]: self._check(record) for record in stale}
+        states = [state if state is not None else fresh[record["session_id"]] for record, state in zip(records, states)]
         sessions = []
         for record, (status, error) in zip(records, states):
             sessions.append(self._session(record, status, error))

@@ -18,6 +18,7 @@ from rvssh.remote.probe import (
     load_probe_script,
     parse_probe_output,
 )
+from rvssh.models import FsListResponse
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
 SCRIPT_PATH = Path(__file__).resolve().parents[2] / "rvssh" / "remote" / "scripts" / "probe.py"
@@ -147,3 +148,12 @@ def test_real_script_output_round_trips(tmp_path: Path) -> None:
         env["name"]: {"pythonVersion": env["python_version"], "runicornVersion": env["runicorn_version"]}
         for env in envs["envs"]
     }}
+
+
+def test_fs_list_output_is_already_the_wire_shape(tmp_path: Path) -> None:
+    """fs/list passes the probe's answer through unvalidated (PERF), so its shape must be exact."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "sub")
+    answer = parse_probe_output(run_script(tmp_path, "fs-list", "~"))
+    assert FsListResponse.model_validate(answer).model_dump() == answer

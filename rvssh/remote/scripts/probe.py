@@ -53,13 +53,9 @@ raises ProbeError) and list it in COMMANDS with its argument names.
 import json
 import os
 import re
-import signal
-import socket
 import stat
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 # Longest a foreign interpreter may take to report its version and sys.path.
@@ -116,6 +112,7 @@ _RUNICORN_IMPORT = (
 # Importing runicorn loads its web stack: allow more than a bare start.
 IMPORT_TIMEOUT_S = 15.0
 # \\xNN as written by to_text for an undecodable byte (always >= 0x80).
+_SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f]", re.IGNORECASE)
 _ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 
 
@@ -508,6 +505,8 @@ def run_interpreter(argv: List[str], timeout: float = INTERPRETER_TIMEOUT_S) -> 
     The child gets its own session so that a timeout kills everything it
     started (a grandchild holding stdout open would otherwise hang us).
     """
+    import signal
+    import subprocess
     try:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -544,6 +543,7 @@ def describe_by_running(env: Env) -> None:
 
 def describe_envs(envs: List[Env]) -> None:
     """Fill in the versions of ``envs``, running interpreters (in parallel) only if needed."""
+    from concurrent.futures import ThreadPoolExecutor
     pending = [env for env in envs if is_runnable(env.python) and not describe_from_disk(env)]
     if pending:
         with ThreadPoolExecutor(max_workers=min(INTERPRETER_WORKERS, len(pending))) as pool:
@@ -588,6 +588,7 @@ def default_storage_root(runicorn_installed: bool) -> str:
 
 def free_local_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
+    import socket
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", 0))
@@ -825,7 +826,12 @@ def main(argv: List[str]) -> int:
         result = {"error": {"kind": ex.kind, "message": ex.message}}
     except Exception as ex:  # the caller always gets one JSON object, never a traceback
         result = {"error": {"kind": "internal", "message": "%s: %s" % (type(ex).__name__, ex)}}
-    sys.stdout.write(json.dumps(sanitize(result), ensure_ascii=True, separators=(",", ":")))
+    text = json.dumps(result, ensure_ascii=True, separators=(",", ":"))
+    if _SURROGATE_ESCAPE.search(text):
+        # PERF: the full sanitize walk runs only when a string needs it
+        # (undecodable bytes, or a character outside the BMP).
+        text = json.dumps(sanitize(result), ensure_ascii=True, separators=(",", ":"))
+    sys.stdout.write(text)
     sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
