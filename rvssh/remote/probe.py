@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from rvssh.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RvsshError
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
-# Subcommand -> number of arguments; must match COMMANDS in the script.
-PROBE_SUBCOMMANDS: dict[str, int] = {
-    "envs": 0,
-    "env-configs": 0,
-    "config": 1,
-    "storage-candidates": 2,
-    "fs-list": 1,
-    "fs-exists": 1,
+
+@dataclass(frozen=True)
+class Subcommand:
+    """Which script answers a subcommand, how many arguments it takes, how python runs it."""
+
+    script: str
+    arity: int
+    python_flags: tuple[str, ...] = ()
+
+
+# Must match COMMANDS in the scripts. PERF: fs.py needs no site-packages,
+# so its python starts isolated and without the site module (-I -S).
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "envs": Subcommand("probe.py", 0),
+    "env-configs": Subcommand("probe.py", 0),
+    "config": Subcommand("probe.py", 1),
+    "storage-candidates": Subcommand("probe.py", 2),
+    "fs-list": Subcommand("fs.py", 1, ("-I", "-S")),
+    "fs-exists": Subcommand("fs.py", 1, ("-I", "-S")),
 }
 
 # The script's error kinds -> the rvssh error each one becomes.
@@ -47,9 +59,15 @@ def load_script(name: str) -> bytes:
     return (resources.files("rvssh.remote") / "scripts" / name).read_bytes()
 
 
-def load_probe_script() -> bytes:
-    """Return the bytes of the probe script."""
-    return load_script("probe.py")
+@functools.cache
+def load_program(script: str) -> bytes:
+    """Return common.py followed by ``script``: the one program sent for a subcommand."""
+    return load_script("common.py") + b"\n\n" + load_script(script)
+
+
+def program_for(subcommand: str) -> bytes:
+    """Return the program that answers ``subcommand``."""
+    return load_program(SUBCOMMANDS[subcommand].script)
 
 
 def build_probe_args(subcommand: str, *args: str) -> list[str]:
@@ -59,11 +77,11 @@ def build_probe_args(subcommand: str, *args: str) -> list[str]:
         ValueError: unknown subcommand or wrong number of arguments (a bug).
         BadRequestError: an argument holds a NUL byte, which no argv can carry.
     """
-    expected = PROBE_SUBCOMMANDS.get(subcommand)
-    if expected is None:
+    spec = SUBCOMMANDS.get(subcommand)
+    if spec is None:
         raise ValueError(f"unknown probe subcommand: {subcommand!r}")
-    if len(args) != expected:
-        raise ValueError(f"probe subcommand {subcommand!r} takes {expected} argument(s), got {len(args)}")
+    if len(args) != spec.arity:
+        raise ValueError(f"probe subcommand {subcommand!r} takes {spec.arity} argument(s), got {len(args)}")
     if any("\0" in arg for arg in args):
         raise BadRequestError("Invalid value: NUL characters are not allowed")
     return [subcommand, *args]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rvssh.remote.probe import build_probe_args, load_probe_script, parse_probe_output
+from rvssh.remote.probe import SUBCOMMANDS, build_probe_args, parse_probe_output, program_for
 from rvssh.services.connections import ConnectionService
 from rvssh.ssh.exec import RemoteExecutor
 from rvssh.ssh.target import Target
@@ -24,7 +24,9 @@ class EnvironmentService:
         self._executor = executor
 
     def _probe(self, target: Target, subcommand: str, *args: str) -> dict[str, Any]:
-        result = self._executor.run_python(target, load_probe_script(), build_probe_args(subcommand, *args))
+        args_list = build_probe_args(subcommand, *args)
+        flags = SUBCOMMANDS[subcommand].python_flags
+        result = self._executor.run_python(target, program_for(subcommand), args_list, flags=flags)
         return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
     def _run(self, connection_id: str, subcommand: str, *args: str) -> dict[str, Any]:

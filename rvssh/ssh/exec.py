@@ -26,21 +26,23 @@ from rvssh.ssh.target import Target
 
 # Runs the script on stdin with the first python found on the remote PATH.
 _FIND_PYTHON = (
-    'for p in python3 python; do if command -v "$p" >/dev/null 2>&1; then exec "$p" - "$@"; fi; done; '
+    'for p in python3 python; do if command -v "$p" >/dev/null 2>&1; then exec "$p" "$@"; fi; done; '
     'echo "rvssh: no python3 or python on the remote PATH" >&2; exit 127'
 )
 
 
-def build_python_command(args: list[str], python: str | None = None) -> str:
+def build_python_command(args: list[str], python: str | None = None, flags: tuple[str, ...] = ()) -> str:
     """Return the remote command line that runs a Python script read from stdin.
 
     Args:
         args: the script's arguments; each is quoted.
         python: an interpreter path on the remote; default: python3, then python.
+        flags: interpreter options before ``-`` (constants such as ``-I``).
     """
+    words = [*flags, "-", *args]
     if python is None:
-        return shlex.join(["sh", "-c", _FIND_PYTHON, "rvssh", *args])
-    return shlex.join([python, "-", *args])
+        return shlex.join(["sh", "-c", _FIND_PYTHON, "rvssh", *words])
+    return shlex.join([python, *words])
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,13 @@ class RemoteExecutor:
         return result
 
     def run_python(
-        self, target: Target, script: bytes, args: list[str], python: str | None = None, timeout: float | None = None
+        self,
+        target: Target,
+        script: bytes,
+        args: list[str],
+        python: str | None = None,
+        flags: tuple[str, ...] = (),
+        timeout: float | None = None,
     ) -> CommandResult:
         """Run a Python ``script`` sent on stdin with quoted ``args``."""
-        return self.run(target, build_python_command(args, python), stdin=script, timeout=timeout)
+        return self.run(target, build_python_command(args, python, flags), stdin=script, timeout=timeout)

@@ -100,5 +100,6 @@ def test_forward_argv_binds_loopback_on_both_ends() -> None:
 def test_python_command_quotes_every_argument() -> None:
     command = build_python_command(["fs-list", "'; touch /tmp/X; '"])
     assert command.startswith("sh -c ")
-    assert command.endswith(" rvssh fs-list ''\"'\"'; touch /tmp/X; '\"'\"''")
+    assert command.endswith(" rvssh - fs-list ''\"'\"'; touch /tmp/X; '\"'\"''")
     assert build_python_command(["a b"], python="/env/bin/python") == "/env/bin/python - 'a b'"
+    assert build_python_command(["x"], flags=("-I", "-S")).endswith(" rvssh -I -S - x")

@@ -13,37 +13,42 @@ import pytest
 
 from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError
 from rvssh.remote.probe import (
-    PROBE_SUBCOMMANDS,
+    SUBCOMMANDS,
     build_probe_args,
-    load_probe_script,
+    load_program,
+    program_for,
     parse_probe_output,
 )
 from rvssh.models import FsListResponse
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
-SCRIPT_PATH = Path(__file__).resolve().parents[2] / "rvssh" / "remote" / "scripts" / "probe.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "rvssh" / "remote" / "scripts"
 
 
-def script_commands() -> dict[str, int]:
-    """Return the script's COMMANDS table as subcommand -> number of arguments."""
-    tree = ast.parse(SCRIPT_PATH.read_bytes())
+def script_commands(name: str) -> dict[str, int]:
+    """Return a script's COMMANDS table as subcommand -> number of arguments."""
+    tree = ast.parse((SCRIPTS / name).read_bytes())
     for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "COMMANDS":
-            table = node.value
+        target = node.target if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [None])[0]
+        if getattr(target, "id", None) == "COMMANDS":
+            table = node.value  # type: ignore[attr-defined]
             assert isinstance(table, ast.Dict)
             return {
                 ast.literal_eval(key): len(value.elts[1].elts)  # type: ignore[union-attr]
                 for key, value in zip(table.keys, table.values)
             }
-    raise AssertionError("COMMANDS not found in the probe script")
+    raise AssertionError(f"COMMANDS not found in {name}")
 
 
-def test_load_probe_script_returns_the_packaged_file() -> None:
-    assert load_probe_script() == SCRIPT_PATH.read_bytes()
+def test_a_program_is_common_py_then_the_script() -> None:
+    for name in ("probe.py", "fs.py"):
+        assert load_program(name) == (SCRIPTS / "common.py").read_bytes() + b"\n\n" + (SCRIPTS / name).read_bytes()
 
 
-def test_local_table_matches_the_script() -> None:
-    assert PROBE_SUBCOMMANDS == script_commands()
+def test_local_table_matches_the_scripts() -> None:
+    for name in ("probe.py", "fs.py"):
+        ours = {sub: spec.arity for sub, spec in SUBCOMMANDS.items() if spec.script == name}
+        assert ours == script_commands(name)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +133,7 @@ def run_script(tmp_path: Path, *args: str) -> bytes:
     env = {"HOME": str(tmp_path), "PATH": os.defpath, "LANG": "C.UTF-8"}
     return subprocess.run(
         [os.path.realpath(sys.executable), "-", *build_probe_args(*args)],
-        input=load_probe_script(), capture_output=True, env=env, check=True, timeout=60,
+        input=program_for(args[0]), capture_output=True, env=env, check=True, timeout=60,
     ).stdout
 
 

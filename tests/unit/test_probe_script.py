@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from rvssh.remote.probe import load_probe_script
+from rvssh.remote.probe import SUBCOMMANDS, load_program, program_for
 
-SCRIPT = load_probe_script()
+SCRIPT = load_program("probe.py")
+PROGRAMS = [load_program("probe.py"), load_program("fs.py")]
 # The base interpreter: the test venv's python is a venv (its sys.prefix differs).
 REAL_PY = os.path.realpath(sys.executable)
 REAL_VERSION = f"Python {platform.python_version()}"
@@ -44,9 +45,12 @@ def probe_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_raw(argv: list[Any], env: dict[str, str], cwd: Path | None = None) -> bytes:
-    """Run ``argv`` with the script on stdin; check it exits 0 with one ASCII JSON line."""
-    completed = subprocess.run(argv, input=SCRIPT, capture_output=True, env=env, cwd=cwd, timeout=120)
+def run_raw(argv: list[Any], env: dict[str, str], cwd: Path | None = None, program: bytes | None = None) -> bytes:
+    """Run ``argv`` with the program of its subcommand on stdin; check it exits 0 with one ASCII JSON line."""
+    if program is None:
+        subcommand = next((str(word) for word in argv if str(word) in SUBCOMMANDS), "")
+        program = program_for(subcommand) if subcommand else SCRIPT
+    completed = subprocess.run(argv, input=program, capture_output=True, env=env, cwd=cwd, timeout=120)
     assert completed.returncode == 0, completed.stderr.decode(errors="replace")
     assert completed.stderr == b"", completed.stderr.decode(errors="replace")
     assert completed.stdout.endswith(b"\n") and completed.stdout.count(b"\n") == 1
@@ -160,10 +164,11 @@ def by_name(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- the script itself ---------------------------------------------------------------
 
 
-def test_script_parses_as_python_3_6() -> None:
-    ast.parse(SCRIPT, feature_version=(3, 6))
-    assert SCRIPT.isascii()
-    assert b"from __future__ import annotations" not in SCRIPT
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_script_parses_as_python_3_6(program: bytes) -> None:
+    ast.parse(program, feature_version=(3, 6))
+    assert program.isascii()
+    assert b"from __future__ import annotations" not in program
 
 
 def old_pythons() -> list[str]:
@@ -573,7 +578,8 @@ def test_shell_metacharacters_are_just_names(listing_home: Path) -> None:
         assert run_probe(listing_home, "fs-exists", name) == {"path": name, "exists": True, "is_dir": True}
         # Quoted for a remote shell the way the ssh layer does it.
         command = shlex.join([REAL_PY, "-", "fs-exists", name])
-        assert json.loads(run_raw(["sh", "-c", command], probe_env(listing_home), cwd=listing_home))["exists"]
+        answer = run_raw(["sh", "-c", command], probe_env(listing_home), cwd=listing_home, program=program_for("fs-exists"))
+        assert json.loads(answer)["exists"]
     assert not (listing_home / "X").exists()
 
 

@@ -1,18 +1,9 @@
-"""Look at a server before a Runicorn viewer starts: environments, config, files.
+"""Look at a server before a Runicorn viewer starts: environments, config, storage roots.
 
-rvssh sends this file on stdin and runs it on the server as::
-
-    python3 - <subcommand> [args...]
-
-It is self-contained, uses the standard library only and runs on Python 3.6+.
-It never reads stdin (stdin *is* the script). Every run prints exactly one
-JSON object on one line of stdout (ASCII only) and exits 0, also when the
-request fails:
-
-    {"error": {"kind": "<kind>", "message": "<message shown to the user>"}}
-
-where kind is one of not_found, not_a_directory, permission_denied,
-env_not_found, bad_request or internal (an unexpected exception).
+rvssh sends common.py followed by this file on stdin and runs them on the
+server as ``python3 - <subcommand> [args...]``; common.py's docstring says
+how every run answers (one JSON object), how paths and non-UTF-8 text work.
+An env name printed with ``\\xNN`` escapes matches as printed.
 
 Subcommands and what they print on success:
 
@@ -28,18 +19,6 @@ Subcommands and what they print on success:
     storage-candidates <scan_root> <max_depth>   ("" means home; depth 1..8)
         {"scan_root", "max_depth", "truncated", "candidates": [{"path",
          "run_count", "has_archive", "has_index", "score"}, ...]}
-    fs-list <path>
-        {"path", "items": [{"name", "is_dir", "size", "mtime", "is_link"}, ...]}
-    fs-exists <path>
-        {"path", "exists", "is_dir"}
-
-Paths: ``~`` and ``~/...`` are expanded with $HOME; a relative path is taken
-relative to $HOME. Text that is not valid UTF-8 (file names, paths, env
-names) is printed with each undecodable byte written as the four characters
-``\\xNN`` (Python's backslashreplace), so the output is always valid Unicode
-JSON. Such text may be sent back as printed: a path argument that does not
-exist as written, but does with its ``\\xNN`` (NN >= 80) taken as bytes, means
-the latter; an env name matches the name as printed.
 
 Versions: ``envs`` and ``env-configs`` read them from disk where that answers
 (a runicorn dist-info in the site-packages of the env's own python counts as
@@ -112,17 +91,6 @@ _RUNICORN_IMPORT = (
 # Importing runicorn loads its web stack: allow more than a bare start.
 IMPORT_TIMEOUT_S = 15.0
 # \\xNN as written by to_text for an undecodable byte (always >= 0x80).
-_SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f]", re.IGNORECASE)
-_ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
-
-
-class ProbeError(Exception):
-    """An expected failure, printed as {"error": {"kind", "message"}}."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super(ProbeError, self).__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 class Env(object):
@@ -153,65 +121,6 @@ class Env(object):
 
 
 # --- text and paths ----------------------------------------------------------
-
-
-def to_text(value: str) -> str:
-    """Return ``value`` as valid Unicode, undecodable bytes written as ``\\xNN``."""
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def from_text(value: str) -> str:
-    """Undo to_text: turn each ``\\xNN`` (NN >= 80) back into the byte it stands for."""
-    return _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match.group(1), 16)), value)
-
-
-def sanitize(value: Any) -> Any:
-    """Return a copy of a JSON-able value with every string made valid Unicode."""
-    if isinstance(value, str):
-        return to_text(value)
-    if isinstance(value, dict):
-        return dict((to_text(key), sanitize(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return [sanitize(item) for item in value]
-    return value
-
-
-def home_dir() -> str:
-    """Return the user's home directory ($HOME, else the password database)."""
-    return os.path.expanduser("~")
-
-
-def resolve_user_path(path: str) -> str:
-    """Return ``path`` absolute: ``~``/``~/`` expanded, relative paths under $HOME.
-
-    ``~user`` is not expanded (it is just a relative name), like the reference.
-    """
-    home = home_dir()
-    if path == "~" or path == "":
-        return home
-    if path.startswith("~/"):
-        path = home + path[1:]
-    return os.path.normpath(os.path.join(home, path))
-
-
-def locate_user_path(path: str) -> str:
-    """Return resolve_user_path(path), or, when that does not exist, the path its
-    ``\\xNN`` escapes stand for if that one exists (names printed by fs-list)."""
-    target = resolve_user_path(path)
-    if "\\x" in target and not os.path.lexists(target):
-        raw = from_text(target)
-        if os.path.lexists(raw):
-            return raw
-    return target
 
 
 def is_runnable(path: str) -> bool:
@@ -745,97 +654,14 @@ def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
             "candidates": candidates[:MAX_CANDIDATES]}
 
 
-def entry_stat(entry: Any) -> Optional[os.stat_result]:
-    """Return the stat of a scandir entry's target, else of the link itself, else None."""
-    for follow in (True, False):
-        try:
-            return entry.stat(follow_symlinks=follow)
-        except OSError:
-            continue
-    return None
-
-
-def list_item(entry: Any) -> Dict[str, Any]:
-    """Return the fs-list item of a scandir entry; a symlink to a folder is a folder."""
-    info = entry_stat(entry)
-    try:
-        is_dir = stat.S_ISDIR(info.st_mode) if info is not None else entry.is_dir()
-        is_link = entry.is_symlink()
-    except OSError:
-        is_dir = is_link = False
-    return {
-        "name": to_text(entry.name),
-        "is_dir": is_dir,
-        "size": 0 if is_dir or info is None else info.st_size,
-        "mtime": int(info.st_mtime) if info is not None else None,
-        "is_link": is_link,
-    }
-
-
-def cmd_fs_list(path: str) -> Dict[str, Any]:
-    """List a folder (hidden entries included): folders first, then by name."""
-    target = locate_user_path(path)
-    try:
-        info = os.stat(target)
-        if not stat.S_ISDIR(info.st_mode):
-            raise ProbeError("not_a_directory", "Not a directory: %s" % target)
-        with os.scandir(target) as entries:
-            items = [list_item(entry) for entry in entries]
-    except (FileNotFoundError, NotADirectoryError):
-        raise ProbeError("not_found", "Path not found: %s" % target)
-    except PermissionError:
-        raise ProbeError("permission_denied", "Permission denied: %s" % target)
-    items.sort(key=lambda item: (not item["is_dir"], item["name"]))
-    return {"path": target, "items": items}
-
-
-def cmd_fs_exists(path: str) -> Dict[str, Any]:
-    """Tell whether ``path`` exists and is a folder; the path is echoed as given."""
-    target = locate_user_path(path) if path else ""
-    exists = bool(target) and os.path.exists(target)
-    return {"path": path, "exists": exists, "is_dir": exists and os.path.isdir(target)}
-
-
 # Subcommand -> (function, names of its positional arguments).
 COMMANDS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Tuple[str, ...]]] = {
     "envs": (cmd_envs, ()),
     "env-configs": (cmd_env_configs, ()),
     "config": (cmd_config, ("env_name",)),
     "storage-candidates": (cmd_storage_candidates, ("scan_root", "max_depth")),
-    "fs-list": (cmd_fs_list, ("path",)),
-    "fs-exists": (cmd_fs_exists, ("path",)),
 }
 
 
-def run_command(argv: List[str]) -> Dict[str, Any]:
-    """Run the subcommand named by ``argv[0]`` with the rest as its arguments."""
-    if not argv or argv[0] not in COMMANDS:
-        raise ProbeError("bad_request", "Unknown probe subcommand: %s" % (argv[0] if argv else ""))
-    function, names = COMMANDS[argv[0]]
-    if len(argv) - 1 != len(names):
-        usage = " ".join([argv[0]] + ["<%s>" % name for name in names])
-        raise ProbeError("bad_request", "Usage: %s" % usage)
-    return function(*argv[1:])
-
-
-def main(argv: List[str]) -> int:
-    """Run one subcommand and print its result (or error) as one JSON line."""
-    try:
-        result = run_command(argv)
-    except ProbeError as ex:
-        result = {"error": {"kind": ex.kind, "message": ex.message}}
-    except Exception as ex:  # the caller always gets one JSON object, never a traceback
-        result = {"error": {"kind": "internal", "message": "%s: %s" % (type(ex).__name__, ex)}}
-    text = json.dumps(result, ensure_ascii=True, separators=(",", ":"))
-    if _SURROGATE_ESCAPE.search(text):
-        # PERF: the full sanitize walk runs only when a string needs it
-        # (undecodable bytes, or a character outside the BMP).
-        text = json.dumps(sanitize(result), ensure_ascii=True, separators=(",", ":"))
-    sys.stdout.write(text)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(COMMANDS, sys.argv[1:]))
