@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 from rvssh.errors import NotFoundError, RvsshError
 from rvssh.models import ViewerSession, ViewerStartRequest
-from rvssh.remote.probe import load_script, parse_probe_output
+from rvssh.remote.probe import load_program, parse_probe_output
 from rvssh.services.connections import ConnectionService
 from rvssh.ssh.errors import PortInUseError, RemoteCommandError
 from rvssh.ssh.exec import RemoteExecutor
@@ -91,7 +91,7 @@ class ViewerService:
     # --- remote script ---------------------------------------------------
 
     def _remote(self, target: Target, args: list[str], python: str | None = None) -> dict[str, Any]:
-        result = self._executor.run_python(target, load_script(VIEWER_SCRIPT), args, python=python)
+        result = self._executor.run_python(target, load_program(VIEWER_SCRIPT), args, python=python)
         return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
     # --- start -----------------------------------------------------------

@@ -420,3 +420,15 @@ def median_latency(call: Callable[[], falcon.testing.Result], repeats: int = 5) 
         times.append(time.perf_counter() - started)
         assert result.status_code == 200, result.text
     return statistics.median(times)
+
+
+def assert_one_session_each(bed: SshBed, calls: dict[str, Callable[[], falcon.testing.Result]]) -> None:
+    """Assert each call answers 200 over exactly one ssh session; print its median latency."""
+    report = []
+    for name, call in calls.items():
+        result, sessions = sessions_during(bed, call)
+        assert result.status_code == 200, result.text
+        assert sessions == 1, f"{name}: {sessions} ssh sessions"
+        report.append(f"{name}: {sessions} session, median {median_latency(call) * 1000:.0f} ms")
+    print("\n" + "\n".join(report))
+

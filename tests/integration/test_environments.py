@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.remote_trees import (
+    assert_one_session_each,
     HOME,
     RUNICORN_VERSION,
     SHELL_CANARY,
@@ -30,9 +31,7 @@ from tests.integration.remote_trees import (
     fixed_names_lock,
     fs_tree,
     give_to_user,
-    median_latency,
     remove_tree,
-    sessions_during,
     storage_tree,
     unique_home_path,
 )
@@ -356,10 +355,4 @@ def test_each_endpoint_is_one_round_trip(connected: Rvssh, env_layout: EnvLayout
         "storage-candidates": lambda: get(connected, "storage-candidates", scan_root=str(storage_tree.scan_root)),
         "storage-candidates ~": lambda: get(connected, "storage-candidates"),
     }
-    report = []
-    for name, call in calls.items():
-        result, sessions = sessions_during(connected.bed, call)
-        assert result.status_code == 200, result.text
-        assert sessions == 1, f"{name}: {sessions} ssh sessions"
-        report.append(f"{name}: {sessions} session, median {median_latency(call) * 1000:.0f} ms")
-    print("\n" + "\n".join(report))
+    assert_one_session_each(connected.bed, calls)

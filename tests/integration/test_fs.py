@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.integration.remote_trees import (
+    assert_one_session_each,
     BAD_DIR_TEXT,
     BAD_NAME_TEXT,
     HOME,
@@ -19,7 +20,6 @@ from tests.integration.remote_trees import (
     FsTree,
     exists_as_user,
     fs_tree,
-    median_latency,
     sessions_during,
 )
 from tests.integration.rvssh_fixtures import Rvssh, detail, get, ok_json
@@ -209,10 +209,4 @@ def test_each_endpoint_is_one_round_trip(connected: Rvssh, fs_tree: FsTree) -> N
         "fs/list 10,000": lambda: get(connected, "fs/list", path=str(fs_tree.many)),
         "fs/exists": lambda: get(connected, "fs/exists", path=str(fs_tree.a_file)),
     }
-    report = []
-    for name, call in calls.items():
-        result, sessions = sessions_during(connected.bed, call)
-        assert result.status_code == 200, result.text
-        assert sessions == 1, f"{name}: {sessions} ssh sessions"
-        report.append(f"{name}: {sessions} session, median {median_latency(call) * 1000:.0f} ms")
-    print("\n" + "\n".join(report))
+    assert_one_session_each(connected.bed, calls)

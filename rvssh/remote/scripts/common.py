@@ -1,7 +1,7 @@
 """What every rvssh remote script shares: errors, text and paths, one JSON answer.
 
-rvssh sends ``common.py`` followed by one script (``probe.py`` or ``fs.py``)
-on stdin as a single program, run on the server as::
+rvssh sends ``common.py`` followed by one script (``probe.py``, ``fs.py`` or
+``viewer.py``) on stdin as a single program, run on the server as::
 
     python3 - <subcommand> [args...]
 
@@ -103,6 +103,17 @@ def locate_user_path(path: str) -> str:
         if os.path.lexists(raw):
             return raw
     return target
+
+
+def free_local_port() -> "int":
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+    finally:
+        sock.close()
 
 
 def run_command(commands: "Dict[str, Any]", argv: "List[str]") -> "Dict[str, Any]":

@@ -495,17 +495,6 @@ def default_storage_root(runicorn_installed: bool) -> str:
     return configured or os.path.join(home_dir(), "runicorn_data")
 
 
-def free_local_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    import socket
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
 # --- storage candidates --------------------------------------------------------------
 
 

@@ -1,26 +1,27 @@
 """Start, check and stop a Runicorn viewer on this server (run by rvssh over ssh).
 
-Usage (the script itself arrives on stdin):
+rvssh sends common.py followed by this file on stdin (common.py says how
+every run answers: one JSON object):
+
     <python> - launch <storage_root> <port or 0> <session_id>
+        {"pid", "port", "storage", "python"}
     python3 - status <pid> <session_id>
+        {"alive", "log_tail"}
     python3 - stop <pid> <session_id>
+        {"stopped": true, "was_running"}
 
 ``launch`` must run under the interpreter of the chosen environment: it
-starts ``sys.executable -m runicorn viewer``. Every run prints exactly one
-JSON object. The viewer runs in its own session (process group), its log
+starts ``sys.executable -m runicorn viewer``. The viewer runs in its own session (process group), its log
 lives in a private 0700 directory, and it carries RVSSH_VIEWER_SESSION in
 its environment so that status/stop never touch a process that merely
 reuses the pid.
 """
 
 import importlib.util
-import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 MARKER = "RVSSH_VIEWER_SESSION"
@@ -28,15 +29,10 @@ STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_BYTES = 2000
 
 
-def emit(value):
-    sys.stdout.write(json.dumps(value, ensure_ascii=True))
-    sys.stdout.write("\n")
-
-
-def fail(kind, message, **extra):
-    error = {"kind": kind, "message": message}
-    error.update(extra)
-    emit({"error": error})
+def check_session_id(session_id):
+    """Refuse a session id that could name another folder."""
+    if not session_id.isalnum():
+        raise ProbeError("bad_request", "invalid session id")
 
 
 def session_dir(session_id):
@@ -73,31 +69,22 @@ def port_is_free(port):
         probe.close()
 
 
-def pick_free_port():
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-    finally:
-        probe.close()
-
-
 def launch(root, port_text, session_id):
+    """Start the viewer detached, in its own session, logging to the session's private dir."""
+    check_session_id(session_id)
     if importlib.util.find_spec("runicorn") is None:
-        fail(
+        raise ProbeError(
             "runicorn_missing",
             "runicorn is not installed in this environment ({0}). Install it with: {0} -m pip install runicorn".format(
                 sys.executable
             ),
         )
-        return
     storage = os.path.abspath(os.path.expanduser(root))
     port = int(port_text)
     if port == 0:
-        port = pick_free_port()
+        port = free_local_port()
     elif not port_is_free(port):
-        fail("port_in_use", "Remote port {0} is already in use on the server".format(port))
-        return
+        raise ProbeError("port_in_use", "Remote port {0} is already in use on the server".format(port))
     directory = session_dir(session_id)
     make_private_dirs(directory)
     log_path = os.path.join(directory, "viewer.log")
@@ -123,7 +110,7 @@ def launch(root, port_text, session_id):
         )
     finally:
         os.close(log_fd)
-    emit({"pid": process.pid, "port": port, "storage": storage, "python": sys.executable})
+    return {"pid": process.pid, "port": port, "storage": storage, "python": sys.executable}
 
 
 def proc_state(pid):
@@ -164,9 +151,10 @@ def alive(pid, session_id):
 
 
 def status(pid_text, session_id):
-    pid = int(pid_text)
-    running = alive(pid, session_id)
-    emit({"alive": running, "log_tail": "" if running else log_tail(session_id)})
+    """Tell whether the session's viewer runs; when not, the tail of its log."""
+    check_session_id(session_id)
+    running = alive(int(pid_text), session_id)
+    return {"alive": running, "log_tail": "" if running else log_tail(session_id)}
 
 
 def group_alive(pgid):
@@ -178,6 +166,8 @@ def group_alive(pgid):
 
 
 def stop(pid_text, session_id):
+    """End the viewer's process group (TERM, then KILL after a grace period); remove its folder."""
+    check_session_id(session_id)
     pid = int(pid_text)
     was_running = alive(pid, session_id)
     if was_running:
@@ -189,29 +179,16 @@ def stop(pid_text, session_id):
         if group_alive(pid):
             os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(session_dir(session_id), ignore_errors=True)
-    emit({"stopped": True, "was_running": was_running})
+    return {"stopped": True, "was_running": was_running}
 
 
-COMMANDS = {"launch": (launch, 3), "status": (status, 2), "stop": (stop, 2)}
-
-
-def main(argv):
-    if not argv or argv[0] not in COMMANDS:
-        fail("bad_request", "usage: viewer.py launch|status|stop ...")
-        return
-    handler, arity = COMMANDS[argv[0]]
-    if len(argv) - 1 != arity:
-        fail("bad_request", "{0} takes {1} arguments".format(argv[0], arity))
-        return
-    session_id = argv[-1]
-    if not session_id.isalnum():
-        fail("bad_request", "invalid session id")
-        return
-    try:
-        handler(*argv[1:])
-    except Exception as ex:  # noqa: BLE001 - report, never a traceback
-        fail("internal", "{0}: {1}".format(type(ex).__name__, ex))
+# Subcommand -> (function, names of its positional arguments).
+COMMANDS = {
+    "launch": (launch, ("storage_root", "port", "session_id")),
+    "status": (status, ("pid", "session_id")),
+    "stop": (stop, ("pid", "session_id")),
+}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(COMMANDS, sys.argv[1:]))
