@@ -19,11 +19,23 @@ _OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
 _CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
 
 
-def split_known_hosts_host(field: str) -> tuple[str, int]:
-    """Split ``[host]:port`` or ``host`` into (host, port)."""
-    match = re.fullmatch(r"\[(?P<host>[^\]]+)\]:(?P<port>\d+)", field)
-    if match:
-        return match.group("host"), int(match.group("port"))
+def parse_known_hosts_host(field: str) -> tuple[str, int]:
+    """Split one known_hosts host field into host and port.
+
+    Args:
+        field: One comma-separated host field, e.g. ``[10.0.0.1]:2222``.
+
+    Returns:
+        ``(host, port)``: ``[h]:p`` gives ``(h, p)``; ``[h]`` or ``[h]:<not a
+        number>`` gives ``(h, 22)``; anything else gives ``(field, 22)``.
+    """
+    if field.startswith("["):
+        close = field.find("]")
+        if close > 0:
+            rest = field[close + 1 :]
+            port_text = rest[1:] if rest.startswith(":") else ""
+            port = int(port_text) if port_text.isascii() and port_text.isdigit() else 22
+            return field[1:close], port
     return field, 22
 
 
@@ -78,7 +90,7 @@ def build_host_key_error(
     if presented is None:
         return None
     known_hosts_host, key_type, key_base64 = presented
-    host, port = split_known_hosts_host(known_hosts_host)
+    host, port = parse_known_hosts_host(known_hosts_host)
     presented_key = HostKey(key_type, key_base64, fingerprint(f"{key_type} {key_base64}"))
     if not _CHANGED.search(output):
         return HostKeyError(

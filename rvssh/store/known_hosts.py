@@ -35,6 +35,7 @@ from pathlib import Path
 from rvssh.errors import BadRequestError, StoreError
 from rvssh.ssh import fingerprint as fingerprints
 from rvssh.ssh.errors import HostKey
+from rvssh.ssh.hostkeys import parse_known_hosts_host
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 _LOCK_POLL_SECONDS = 0.02
@@ -103,26 +104,6 @@ def format_known_hosts_host(host: str, port: int) -> str:
         ``host`` for port 22, ``[host]:port`` otherwise.
     """
     return host if port == 22 else f"[{host}]:{port}"
-
-
-def parse_known_hosts_host(field: str) -> tuple[str, int]:
-    """Split one known_hosts host field into host and port.
-
-    Args:
-        field: One comma-separated host field, e.g. ``[10.0.0.1]:2222``.
-
-    Returns:
-        ``(host, port)``: ``[h]:p`` gives ``(h, p)``; ``[h]`` or ``[h]:<not a
-        number>`` gives ``(h, 22)``; anything else gives ``(field, 22)``.
-    """
-    if field.startswith("["):
-        close = field.find("]")
-        if close > 0:
-            rest = field[close + 1 :]
-            port_text = rest[1:] if rest.startswith(":") else ""
-            port = int(port_text) if port_text.isascii() and port_text.isdigit() else 22
-            return field[1:close], port
-    return field, 22
 
 
 def parse_known_hosts_line(line: str) -> KnownHostsLine | None:

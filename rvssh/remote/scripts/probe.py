@@ -32,7 +32,6 @@ raises ProbeError) and list it in COMMANDS with its argument names.
 import json
 import os
 import re
-import stat
 import sys
 import time
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
