@@ -53,15 +53,11 @@ class ValidationMiddleware:
     """Turn the raw request into the declared pydantic models."""
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
-        body_model = getattr(resource, "body_models", {}).get(req.method)
-        if body_model is not None:
+        for location, models, read in (("body", "body_models", _read_json), ("query", "query_models", _query_values)):
+            model = getattr(resource, models, {}).get(req.method)
+            if model is None:
+                continue
             try:
-                params["body"] = body_model.model_validate(_read_json(req))
+                params[location] = model.model_validate(read(req))
             except pydantic.ValidationError as ex:
-                raise RequestValidationError.from_pydantic("body", ex) from ex
-        query_model = getattr(resource, "query_models", {}).get(req.method)
-        if query_model is not None:
-            try:
-                params["query"] = query_model.model_validate(_query_values(req))
-            except pydantic.ValidationError as ex:
-                raise RequestValidationError.from_pydantic("query", ex) from ex
+                raise RequestValidationError.from_pydantic(location, ex) from ex
