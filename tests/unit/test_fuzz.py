@@ -8,8 +8,6 @@ keeps the whole run well under a minute on 2 cores.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import falcon
@@ -18,14 +16,17 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+)
 
 from rvssh.app import create_app
 from rvssh.settings import Settings
+from tests.unit.api_document import HEADERS, openapi_document
 
 FUZZ_EXAMPLES = 25
 # Host the in-process WSGI client sends (werkzeug's default is localhost).
-HEADERS = {"Host": "127.0.0.1:23300"}
 
 
 def operations_to_fuzz() -> list[tuple[str, str, schemathesis.GenerationMode]]:
@@ -34,9 +35,7 @@ def operations_to_fuzz() -> list[tuple[str, str, schemathesis.GenerationMode]]:
     Data that does not fit the schema exists only for operations with a body
     or a query (a path parameter is any string).
     """
-    with tempfile.TemporaryDirectory() as state:
-        app = create_app(Settings(state_dir=Path(state) / "state"))
-        document = falcon.testing.TestClient(app).simulate_get("/api/openapi.json", headers=HEADERS).json
+    document = openapi_document()
     cases = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

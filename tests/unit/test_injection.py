@@ -21,8 +21,8 @@ import pytest
 
 from rvssh.app import create_app
 from rvssh.settings import Settings
+from tests.unit.api_document import HEADERS, openapi_document
 
-HEADERS = {"Host": "127.0.0.1:23300"}
 MARKER = "inj3cted"
 # A valid-looking request per operation; the payload replaces one field.
 BASE: dict[tuple[str, str], dict[str, Any]] = {
@@ -77,9 +77,7 @@ def string_fields(document: dict[str, Any], operation: dict[str, Any]) -> list[t
 
 
 def cases() -> list[Any]:
-    with tempfile.TemporaryDirectory() as state:
-        app = create_app(Settings(state_dir=Path(state) / "state"))
-        document = falcon.testing.TestClient(app).simulate_get("/api/openapi.json", headers=HEADERS).json
+    document = openapi_document()
     found = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
