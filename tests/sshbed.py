@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TEST_USER = "rvssh-test"
+# The bed creates the account with this home (useradd -d), so tests may name
+# paths in it before the account exists (at import time, on a new machine).
+TEST_HOME = Path("/home") / TEST_USER
 # APPSEC: a constant password is fine only because sshd listens on 127.0.0.1,
 # AllowUsers admits this account alone, and the daemon lives for one test run.
 TEST_PASSWORD = "rvssh-Test-pw-1"
@@ -44,7 +47,7 @@ HOST = "127.0.0.1"
 ALIAS = "rvtest-alias"
 SSHD = Path("/usr/sbin/sshd")
 RUNICORN_REQUIREMENT = "runicorn==0.7.2"
-RUNICORN_VENV = Path("/home") / TEST_USER / ".virtualenvs" / "runicorn"
+RUNICORN_VENV = TEST_HOME / ".virtualenvs" / "runicorn"
 # NOTE: the venv is built from the system interpreter: the suite's own python
 # usually lives under /root/.pyenv, and /root is mode 0700, so the test user
 # could not execute a venv based on it.
@@ -152,7 +155,7 @@ def ensure_test_user() -> None:
         try:
             pwd.getpwnam(TEST_USER)
         except KeyError:
-            _run(["useradd", "-m", "-s", "/bin/bash", TEST_USER])
+            _run(["useradd", "-m", "-d", str(TEST_HOME), "-s", "/bin/bash", TEST_USER])
         _run(["chpasswd"], input=f"{TEST_USER}:{TEST_PASSWORD}\n", stdin=None)
         status = _run(["passwd", "-S", TEST_USER]).stdout.split()
         if len(status) < 2 or status[1] != "P":

@@ -26,6 +26,7 @@ sshd's log.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import pwd
 import shutil
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from tests.sshbed import RUNICORN_VENV, SYSTEM_PYTHON, TEST_USER, run_as_user, wait_until
+from tests.sshbed import RUNICORN_VENV, SYSTEM_PYTHON, TEST_HOME, TEST_USER, run_as_user, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from tests.sshbed import SshBed
 
-HOME = Path(pwd.getpwnam(TEST_USER).pw_dir)
+HOME = TEST_HOME
 RUNICORN_VERSION = "0.7.2"
 MANY_FILES = 10_000
 # Not valid UTF-8: how the probe must print it (Python's backslashreplace).
@@ -63,14 +64,17 @@ SHELL_CANARY = "rvt-canary-envname"
 SHELL_ENV_NAME = f"rvt-it's $(touch {SHELL_CANARY})"
 
 
-def _system_python_version() -> str:
+@functools.cache
+def system_version() -> str:
+    """Return the version of the test user's system python, e.g. "3.11.2" (asked once, when first needed)."""
     out = subprocess.run([str(SYSTEM_PYTHON), "-c", "import platform; print(platform.python_version())"],
                          capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
-SYSTEM_VERSION = _system_python_version()  # e.g. "3.11.2"
-SYSTEM_MAJOR_MINOR = ".".join(SYSTEM_VERSION.split(".")[:2])
+def system_major_minor() -> str:
+    """Return "X.Y" of :func:`system_version`."""
+    return ".".join(system_version().split(".")[:2])
 
 
 def _owner() -> tuple[int, int]:
@@ -152,7 +156,7 @@ def _conda_meta(prefix: Path, python: bool, extra: tuple[str, ...] = ()) -> None
     _write(meta / "history", "==> 2024-05-01 10:00:00 <==\n# cmd: conda create\n")
     names = list(extra)
     if python:
-        names.append(f"python-{SYSTEM_VERSION}-hab00c5b_0_cpython.json")
+        names.append(f"python-{system_version()}-hab00c5b_0_cpython.json")
     # Look-alikes that are not the python package.
     names += ["python_abi-3.11-4_cp311.json", "python-dateutil-2.9.0-pyhd8ed1ab_0.json"]
     for name in names:
@@ -169,8 +173,8 @@ def _python_link(prefix: Path) -> Path:
 
 
 def _build_conda(root: Path, runicorn_site: Path) -> dict[str, ExpectedEnv]:
-    version = f"Python {SYSTEM_VERSION}"
-    site = Path("lib") / f"python{SYSTEM_MAJOR_MINOR}" / "site-packages"
+    version = f"Python {system_version()}"
+    site = Path("lib") / f"python{system_major_minor()}" / "site-packages"
     envs: dict[str, ExpectedEnv] = {}
 
     _conda_meta(root, python=True, extra=("conda-24.1.2-py311h06a4308_0.json",))
@@ -184,7 +188,7 @@ def _build_conda(root: Path, runicorn_site: Path) -> dict[str, ExpectedEnv]:
     _conda_meta(withrv, python=True)
     python = _python_link(withrv)
     _write(withrv / "pyvenv.cfg", f"home = {SYSTEM_PYTHON.parent}\ninclude-system-site-packages = false\n"
-                                  f"version = {SYSTEM_VERSION}\n")
+                                  f"version = {system_version()}\n")
     (withrv / site).parent.mkdir(parents=True)
     (withrv / site).symlink_to(runicorn_site)
     envs["withrv"] = ExpectedEnv("withrv", "conda", str(python), version, RUNICORN_VERSION)
@@ -204,7 +208,7 @@ def _build_conda(root: Path, runicorn_site: Path) -> dict[str, ExpectedEnv]:
     _conda_meta(nodeps, python=True)
     python = _python_link(nodeps)
     _write(nodeps / "pyvenv.cfg", f"home = {SYSTEM_PYTHON.parent}\ninclude-system-site-packages = false\n"
-                                  f"version = {SYSTEM_VERSION}\n")
+                                  f"version = {system_version()}\n")
     (nodeps / site).mkdir(parents=True)
     for name in ("runicorn", f"runicorn-{RUNICORN_VERSION}.dist-info"):
         (nodeps / site / name).symlink_to(runicorn_site / name)
@@ -231,7 +235,7 @@ def env_layout(runicorn_python: Path, fixed_names_lock: None) -> Iterator[EnvLay
     for path in created:  # leftovers of an interrupted run (we hold the lock)
         remove_tree(path)
     try:
-        runicorn_site = RUNICORN_VENV / "lib" / f"python{SYSTEM_MAJOR_MINOR}" / "site-packages"
+        runicorn_site = RUNICORN_VENV / "lib" / f"python{system_major_minor()}" / "site-packages"
         envs = _build_conda(conda_root, runicorn_site)
 
         # A real venv whose folder name clashes with the conda env "withrv".
@@ -239,7 +243,7 @@ def env_layout(runicorn_python: Path, fixed_names_lock: None) -> Iterator[EnvLay
         give_to_user(venvs)
         run_as_user([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venvs / "withrv")])
         envs["venvs/withrv"] = ExpectedEnv("venvs/withrv", "venv", str(venvs / "withrv" / "bin" / "python"),
-                                           f"Python {SYSTEM_VERSION}", None)
+                                           f"Python {system_version()}", None)
 
         # A venv whose base interpreter was uninstalled.
         _write(dangling / "pyvenv.cfg", "home = /opt/python3.99/bin\ninclude-system-site-packages = false\n"
@@ -251,12 +255,12 @@ def env_layout(runicorn_python: Path, fixed_names_lock: None) -> Iterator[EnvLay
         # Names that are shell syntax or not UTF-8 are still just names.
         for prefix, name in ((shell_named, SHELL_ENV_NAME), (bytes_named, BAD_ENV_NAME_TEXT)):
             _write(prefix / "pyvenv.cfg", f"home = {SYSTEM_PYTHON.parent}\ninclude-system-site-packages = false\n"
-                                          f"version = {SYSTEM_VERSION}\n")
+                                          f"version = {system_version()}\n")
             _python_link(prefix)
             path = str(prefix / "bin" / "python").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            envs[name] = ExpectedEnv(name, "venv", path, f"Python {SYSTEM_VERSION}", None)
+            envs[name] = ExpectedEnv(name, "venv", path, f"Python {system_version()}", None)
 
-        envs["runicorn"] = ExpectedEnv("runicorn", "venv", str(runicorn_python), f"Python {SYSTEM_VERSION}",
+        envs["runicorn"] = ExpectedEnv("runicorn", "venv", str(runicorn_python), f"Python {system_version()}",
                                        RUNICORN_VERSION)
         for path in created:
             give_to_user(path)
@@ -324,7 +328,7 @@ def storage_tree(runicorn_python: Path) -> Iterator[StorageTree]:
         for decoy in tree.skipped:
             _fake_run(decoy, "r1")
             _fake_run(decoy, "r2")
-        _write(scan_root / "tools" / "pyenv" / "pyvenv.cfg", f"version = {SYSTEM_VERSION}\n")
+        _write(scan_root / "tools" / "pyenv" / "pyvenv.cfg", f"version = {system_version()}\n")
         give_to_user(scan_root)
         run_as_user([str(runicorn_python), "-c", _WRITE_RUNS, str(tree.store)])
         written = list(tree.store.glob("runs/**/meta.json"))

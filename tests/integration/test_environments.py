@@ -22,7 +22,7 @@ from tests.integration.remote_trees import (
     SHELL_CANARY,
     SHELL_ENV_NAME,
     SYSTEM_PYTHON,
-    SYSTEM_VERSION,
+    system_version,
     EnvLayout,
     FsTree,
     StorageTree,
@@ -109,7 +109,7 @@ def test_conda_envs_lists_conda_venv_and_system(connected: Rvssh, env_layout: En
             expected.type, expected.path, expected.python_version, expected.runicorn_version), entry
     system = by_name["system"]
     assert system["type"] == "system"
-    assert system["python_version"] == f"Python {SYSTEM_VERSION}"
+    assert system["python_version"] == f"Python {system_version()}"
     assert os.path.realpath(system["path"]) == os.path.realpath(SYSTEM_PYTHON)
     # Nothing is active in a non-interactive exec: the system python is the default, alone.
     assert [entry["name"] for entry in entries if entry["is_default"]] == ["system"]
@@ -154,7 +154,7 @@ def test_config_of_system_defaults_to_runicorn_data(connected: Rvssh, env_layout
     assert config["ok"] is True
     assert config["condaEnv"] == "system"
     assert config["connectionId"] == connection_id(connected)
-    assert config["pythonVersion"] == f"Python {SYSTEM_VERSION}"
+    assert config["pythonVersion"] == f"Python {system_version()}"
     assert config["runicornVersion"] is None
     assert config["defaultStorageRoot"] == str(default_root)
     assert config["storageRootExists"] is default_root.is_dir()
@@ -162,25 +162,25 @@ def test_config_of_system_defaults_to_runicorn_data(connected: Rvssh, env_layout
     # No conda_env at all means system too, and the request's value is echoed.
     assert ok_json(get(connected, "config"))["condaEnv"] == "system"
     empty = ok_json(get(connected, "config", conda_env=""))
-    assert (empty["condaEnv"], empty["pythonVersion"]) == ("", f"Python {SYSTEM_VERSION}")
+    assert (empty["condaEnv"], empty["pythonVersion"]) == ("", f"Python {system_version()}")
 
 
 @pytest.mark.usefixtures("no_runicorn_user_config")
 def test_config_of_conda_envs(connected: Rvssh, env_layout: EnvLayout) -> None:
     withrv = ok_json(get(connected, "config", conda_env="withrv"))
     assert (withrv["condaEnv"], withrv["pythonVersion"], withrv["runicornVersion"]) == (
-        "withrv", f"Python {SYSTEM_VERSION}", RUNICORN_VERSION)
+        "withrv", f"Python {system_version()}", RUNICORN_VERSION)
     assert withrv["defaultStorageRoot"] == str(HOME / "runicorn_data")
     assert_free_port(withrv["suggestedRemotePort"])
     norv = ok_json(get(connected, "config", conda_env="norv"))
-    assert (norv["pythonVersion"], norv["runicornVersion"]) == (f"Python {SYSTEM_VERSION}", None)
+    assert (norv["pythonVersion"], norv["runicornVersion"]) == (f"Python {system_version()}", None)
 
 
 def test_config_of_the_venv_uses_runicorns_user_config(
     connected: Rvssh, env_layout: EnvLayout, runicorn_user_config: Path
 ) -> None:
     config = ok_json(get(connected, "config", conda_env="runicorn"))
-    assert (config["pythonVersion"], config["runicornVersion"]) == (f"Python {SYSTEM_VERSION}", RUNICORN_VERSION)
+    assert (config["pythonVersion"], config["runicornVersion"]) == (f"Python {system_version()}", RUNICORN_VERSION)
     assert config["defaultStorageRoot"] == str(runicorn_user_config)
     assert config["storageRootExists"] is True
     # Without runicorn in the env, runicorn's config does not apply.
@@ -210,7 +210,7 @@ def test_config_runicorn_version_is_null_when_runicorn_does_not_import(
     assert envs["nodeps"]["runicorn_version"] == RUNICORN_VERSION
     # ... config starts the interpreter anyway and sees that runicorn does not import.
     config = ok_json(get(connected, "config", conda_env="nodeps"))
-    assert (config["pythonVersion"], config["runicornVersion"]) == (f"Python {SYSTEM_VERSION}", None)
+    assert (config["pythonVersion"], config["runicornVersion"]) == (f"Python {system_version()}", None)
     # runicorn left in the site-packages of the env's previous python does not count.
     assert envs["norv"]["runicorn_version"] is None
 

@@ -19,7 +19,7 @@ import pytest
 from rvssh.app import create_app
 from rvssh.services.container import build_services
 from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh, end_all_masters
-from tests.sshbed import TEST_USER, free_port, run_as_user
+from tests.sshbed import TEST_HOME, free_port, run_as_user
 
 GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "spec" / "runicorn-ui-0.7.2-calls.json"
 UI_ORIGIN = "http://127.0.0.1:5173"
@@ -72,7 +72,7 @@ def test_the_recorded_ui_session_works_unchanged(rvssh: Rvssh, runicorn_python: 
         "rvui": bed.user,
         "rvui@": f"{bed.user}@",
         "srv_rvui_": f"srv_{bed.user}_",
-        "/home/user": f"/home/{TEST_USER}",
+        "/home/user": str(TEST_HOME),
         23561: free_port(),
         23567: free_port(),
     }
@@ -103,4 +103,4 @@ def test_the_recorded_ui_session_works_unchanged(rvssh: Rvssh, runicorn_python: 
         for viewer in services.viewer.list_sessions():
             services.viewer.stop(viewer.session_id)
         end_all_masters(services)
-        run_as_user(["rm", "-rf", f"/home/{TEST_USER}/rv-ui-data"])
+        run_as_user(["rm", "-rf", f"{TEST_HOME}/rv-ui-data"])

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.rvssh_fixtures import Rvssh
-from tests.sshbed import TEST_USER, run_as_user, wait_until
+from tests.sshbed import TEST_HOME, TEST_USER, run_as_user, wait_until
 
 VENV_ENV = "runicorn"
 
@@ -25,7 +25,7 @@ def viewer_ready(trusted: Rvssh, runicorn_python: Path) -> Rvssh:
     return trusted
 
 
-STORES = f"/home/{TEST_USER}/rv-stores"
+STORES = f"{TEST_HOME}/rv-stores"
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +106,7 @@ def test_start_tunnels_the_viewer_and_stop_removes_everything(viewer_ready: Rvss
     assert stopped.json == {"ok": True, "message": f"Session {session['sessionId']} stopped"}
     assert port_closed(session["localPort"])
     assert process_gone(session["remotePid"])
-    viewers = run_as_user(["ls", f"/home/{TEST_USER}/.cache/rvssh/viewers"]).stdout.split()
+    viewers = run_as_user(["ls", f"{TEST_HOME}/.cache/rvssh/viewers"]).stdout.split()
     assert session["sessionId"] not in viewers
     assert rvssh.client.simulate_get("/api/remote/viewer/sessions").json == {"sessions": []}
     missing = rvssh.client.simulate_post("/api/remote/viewer/stop", json={"session_id": session["sessionId"]})
