@@ -6,6 +6,7 @@ bed (see tests/sshbed.py).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.integration)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_integration_run_at_a_time() -> Iterator[None]:
+    """Hold a machine-wide lock while this run's integration tests go on.
+
+    The tier shares the test accounts, their homes and the processes they
+    run (tests count runicorn viewers with pgrep), so two runs on one machine
+    would read each other's state; a second run waits here instead.
+    """
+    with open("/tmp/rvssh-integration.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
