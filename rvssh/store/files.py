@@ -20,8 +20,8 @@ def make_private_dir(path: Path) -> Path:
     return path
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), with ``mode``."""
+def _write_temp_file(path: Path, data: bytes, mode: int) -> str:
+    """Write ``data`` with ``mode`` to a new temp file beside ``path`` (fsynced) and return its name."""
     make_private_dir(path.parent)
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -30,10 +30,39 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as ex:
+        Path(temp_name).unlink(missing_ok=True)
+        raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+    return temp_name
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), with ``mode``."""
+    temp_name = _write_temp_file(path, data, mode)
+    try:
         os.replace(temp_name, path)
     except OSError as ex:
         Path(temp_name).unlink(missing_ok=True)
         raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+
+
+def create_file_once(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; return whether this call created it.
+
+    The content is written to a temp file and hard-linked into place, so a
+    reader never sees a partial file, and of two processes racing (gunicorn
+    workers, a CLI) exactly one creates it and both then read the same bytes.
+    """
+    temp_name = _write_temp_file(path, data, mode)
+    try:
+        os.link(temp_name, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as ex:
+        raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
