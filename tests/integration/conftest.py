@@ -77,5 +77,6 @@ def runicorn_python() -> Path:
     return ensure_runicorn_venv()
 
 
-# The rvssh fixtures (in-process app against the bed) live in their own module.
+# The rvssh fixtures (in-process app against the bed) and the second account live in their own modules.
+from tests.integration.other_account import other_account  # noqa: E402,F401
 from tests.integration.rvssh_fixtures import rvssh, state_dir, trusted  # noqa: E402,F401

@@ -15,6 +15,7 @@ from rvssh.app import create_app
 from rvssh.services.container import Services, build_services
 from rvssh.settings import Settings
 from rvssh.ssh.target import Target
+from tests import callers
 from tests.sshbed import SshBed
 
 # The app answers only requests addressed to a loopback name (issue #5).
@@ -62,7 +63,7 @@ class Rvssh:
     def restarted(self) -> "Rvssh":
         """Return a new rvssh on the same state directory (as after a restart)."""
         services = build_services(self.settings, environ=self.bed.client_env(agent=True))
-        client = falcon.testing.TestClient(create_app(self.settings, services), headers=LOOPBACK_HOST)
+        client = falcon.testing.TestClient(create_app(self.settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
         return Rvssh(self.settings, services, client, self.bed)
 
 
@@ -112,7 +113,7 @@ def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     )
     sshbed.user_known_hosts.write_text("")
     services = build_services(settings, environ=sshbed.client_env(agent=True))
-    client = falcon.testing.TestClient(create_app(settings, services), headers=LOOPBACK_HOST)
+    client = falcon.testing.TestClient(create_app(settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
     instance = Rvssh(settings, services, client, sshbed)
     try:
         yield instance

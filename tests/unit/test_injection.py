@@ -21,6 +21,7 @@ import pytest
 
 from rvssh.app import create_app
 from rvssh.settings import Settings
+from tests import callers
 from tests.unit.api_document import HEADERS, openapi_document
 
 MARKER = "inj3cted"
@@ -98,7 +99,7 @@ def short_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def api(short_dir: Path, session_fake_ssh: Any) -> falcon.testing.TestClient:
     settings = Settings(state_dir=short_dir / "s", ssh_binary=str(session_fake_ssh.binary), connect_timeout=5)
-    return falcon.testing.TestClient(create_app(settings), headers=HEADERS)
+    return falcon.testing.TestClient(create_app(settings, caller_uid=callers.owner), headers=HEADERS)
 
 
 def send(api: falcon.testing.TestClient, method: str, path: str, location: str, values: dict[str, Any]) -> Any:

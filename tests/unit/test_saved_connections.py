@@ -20,6 +20,7 @@ from rvssh.models import SECRET_FIELDS
 from rvssh.settings import Settings
 from rvssh.store.saved_connections import SECRET_KEYS, SavedConnectionStore, plan_replace
 from rvssh.store.secrets import FileVault, KeyringVault, choose_vault, keyring_is_usable
+from tests import callers
 
 PASSWORD = "hunter2-Zq8"
 PASSPHRASE = "pp-secret-Wx3"
@@ -86,7 +87,7 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 
 
 def client_for(settings: Settings) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(create_app(settings), headers=LOOPBACK)
+    return falcon.testing.TestClient(create_app(settings, caller_uid=callers.owner), headers=LOOPBACK)
 
 
 # --- the store ------------------------------------------------------------

@@ -18,6 +18,7 @@ from rvssh.services.container import build_services
 from rvssh.services.saved import merge_saved_server, resolve_connect
 from rvssh.settings import Settings
 from rvssh.store.saved_connections import SavedServer
+from tests import callers
 
 SAVED = SavedServer("srv", host="gpu", port=2222, username="me", private_key_path="~/.ssh/saved",
                     password="saved-pw", passphrase="saved-pp", private_key=None)
@@ -132,7 +133,7 @@ def short_tmp() -> Iterator[Path]:
 def password_client(state: Path, typed_log: Path) -> falcon.testing.TestClient:
     settings = Settings(state_dir=state, ssh_binary=str(FAKE_SSH), connect_timeout=5)
     environ = dict(os.environ, FAKE_SSH_SCENARIO="password", FAKE_SSH_LOG=str(typed_log))
-    return falcon.testing.TestClient(create_app(settings, build_services(settings, environ=environ)), headers={"Host": "127.0.0.1"})
+    return falcon.testing.TestClient(create_app(settings, build_services(settings, environ=environ), caller_uid=callers.owner), headers={"Host": "127.0.0.1"})
 
 
 @pytest.mark.parametrize("saved_password", ["right", "wrong"])

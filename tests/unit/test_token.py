@@ -1,4 +1,4 @@
-"""The token: made once in the state dir, private, kept, read by the same account (issue #15)."""
+"""The token: made once in the state dir, private, kept; printed only on the start line, never logged (issue #15)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rvssh import cli
 from rvssh.errors import StoreError
+from rvssh.settings import Settings, forget_secret_variables
 from rvssh.store.files import create_file_once
 from rvssh.store.token import load_or_create_token, read_token, serving_token, token_path
 
@@ -78,3 +80,37 @@ def test_an_empty_or_linked_token_file_is_an_error(tmp_path: Path) -> None:
     path.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(StoreError, match="Cannot read the token file"):
         load_or_create_token(tmp_path)
+
+
+def test_serve_stops_with_a_message_when_the_token_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "state").mkdir()
+    token_path(tmp_path / "state").write_text("")
+    assert cli.main(["serve", "--state-dir", str(tmp_path / "state")]) == 1
+    assert "is empty; delete it" in capsys.readouterr().err
+
+
+def test_the_start_line_carries_the_page_url_with_rvssh_own_token(tmp_path: Path) -> None:
+    line = cli.start_line(Settings(state_dir=tmp_path), "tok-EN_1")
+    assert line.endswith("open http://127.0.0.1:23300/?token=tok-EN_1")
+    assert "serving the Remote Viewer API at http://127.0.0.1:23300/api" in line
+    assert cli.start_line(Settings(state_dir=tmp_path, bind="[::1]:9"), "t").endswith("open http://[::1]:9/?token=t")
+
+
+def test_a_token_given_explicitly_is_not_printed(tmp_path: Path) -> None:
+    line = cli.start_line(Settings(state_dir=tmp_path, token="team-secret"), "team-secret")
+    assert "team-secret" not in line and line.endswith("open http://127.0.0.1:23300/")
+
+
+def test_the_access_log_never_writes_a_query_string() -> None:
+    # %(r)s is the request line and %(q)s the query: the page's address holds ?token=.
+    assert "%(r)s" not in cli.ACCESS_LOG_FORMAT and "%(q)s" not in cli.ACCESS_LOG_FORMAT
+    assert "%(U)s" in cli.ACCESS_LOG_FORMAT
+
+
+def test_the_token_variable_is_forgotten_once_read() -> None:
+    env = {"RVSSH_TOKEN": "t", "RVSSH_BIND": "127.0.0.1:1", "PATH": "/bin"}
+    assert Settings.from_env(env).token == "t"
+    forget_secret_variables(env)
+    assert env == {"RVSSH_BIND": "127.0.0.1:1", "PATH": "/bin"}
