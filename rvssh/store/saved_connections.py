@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rvssh.errors import NotFoundError
-from rvssh.store.files import exclusive_lock, read_json, write_json_atomic
+from rvssh.files import locked, read_json, write_json_atomic
 from rvssh.store.secrets import SLOTS, SecretVault
 
 # Request key -> vault slot. ``privateKey`` is the camelCase spelling a UI may use.
 SECRET_KEYS = {"password": "password", "passphrase": "passphrase", "private_key": "private_key", "privateKey": "private_key"}
 HAS_FLAGS = {"password": "hasSavedPassword", "passphrase": "hasSavedPassphrase", "private_key": "hasSavedPrivateKey"}
 MAX_ID_LENGTH = 256
+LOCK_TIMEOUT = 10.0
 Index = dict[str, list[str]]
 
 
@@ -152,7 +153,7 @@ class SavedConnectionStore:
 
     def list_masked(self) -> list[dict[str, Any]]:
         """Return the saved entries with no secret; server entries carry has* flags."""
-        with exclusive_lock(self._lock_path):
+        with locked(self._lock_path, LOCK_TIMEOUT):
             connections, index = self._load()
         masked = []
         for item in connections:
@@ -165,7 +166,7 @@ class SavedConnectionStore:
 
     def replace(self, items: list[dict[str, Any]]) -> None:
         """Replace the whole list; secrets go to the vault, never to the file."""
-        with exclusive_lock(self._lock_path):
+        with locked(self._lock_path, LOCK_TIMEOUT):
             _, old_index = parse_document(read_json(self._path, None))
             public, index, puts, deletes = plan_replace(old_index, items, self._save_secrets)
             for (server_id, slot), value in puts.items():
@@ -176,7 +177,7 @@ class SavedConnectionStore:
 
     def get_server(self, server_id: str) -> SavedServer:
         """Return the saved server ``server_id`` with its secrets, or raise 404."""
-        with exclusive_lock(self._lock_path):
+        with locked(self._lock_path, LOCK_TIMEOUT):
             connections, index = self._load()
             item = next((entry for entry in connections if server_id_of(entry) == server_id), None)
             if item is None:

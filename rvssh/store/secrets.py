@@ -16,7 +16,7 @@ from keyring.backends import chainer, fail, null
 from keyring.errors import KeyringError, PasswordDeleteError
 
 from rvssh.errors import StoreError
-from rvssh.store.files import read_json, write_json_atomic
+from rvssh.files import read_json, write_json_atomic
 
 SLOTS = ("password", "passphrase", "private_key")
 KEYRING_ADVICE = (
