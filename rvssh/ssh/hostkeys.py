@@ -1,10 +1,12 @@
 """Turn a failed host-key check into the data of the 409 answer.
 
-ssh runs our KnownHostsCommand with the key the server presented (see
-argv.known_hosts_command); the capture file therefore holds the key ssh
-actually negotiated, not whatever a separate keyscan would pick. For a
-changed key, ssh names the offending known_hosts line, which gives the
-expected key.
+ssh runs our KnownHostsCommand with the key each host of the route presented
+(see sshconfig.known_hosts_command); the capture file therefore holds the
+keys ssh actually negotiated, hop by hop, not whatever a separate keyscan
+would pick. ssh names the host it refused ("No ED25519 host key is known for
+[bastion]:2222", "Host key for gpu has changed"), which picks the captured
+key of that hop. For a changed key, ssh names the offending known_hosts
+line, which gives the expected key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from rvssh.ssh.errors import HostKey, HostKeyError
 
 _OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
 _CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
+# The host (as looked up, %H) that ssh refused: a hop of a ProxyJump route or the target.
+_REFUSED_HOST = re.compile(r"host key is known for (?P<unknown>\S+) and|Host key for (?P<changed>\S+) has changed")
 
 
 def parse_known_hosts_host(field: str) -> tuple[str, int]:
@@ -39,18 +43,30 @@ def parse_known_hosts_host(field: str) -> tuple[str, int]:
     return field, 22
 
 
-def read_presented_key(capture_file: Path) -> tuple[str, str, str] | None:
-    """Return (known_hosts_host, key_type, base64) of the last key ssh checked."""
+def refused_host(output: str) -> str | None:
+    """Return the known_hosts host ssh says it refused, if its output names one."""
+    match = _REFUSED_HOST.search(output)
+    return (match.group("unknown") or match.group("changed")) if match else None
+
+
+def read_presented_key(capture_file: Path, host: str | None = None) -> tuple[str, str, str] | None:
+    """Return (known_hosts_host, key_type, base64) of the key ssh refused.
+
+    Args:
+        capture_file: what our KnownHostsCommand appended, one check per line.
+        host: the refused host as ssh named it; None takes the last key checked
+            (ssh stops at the first refusal, so that is the refused one).
+    """
     try:
         lines = capture_file.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return None
     for line in reversed(lines):
         fields = line.split()
-        # Fields: %H %p %t %K. The first call of a connection has type NONE.
-        if len(fields) == 4 and fields[2] != "NONE":
+        # Fields: %H %p %t %K. The first call for each host has type NONE.
+        if len(fields) == 4 and fields[2] != "NONE" and host in (None, fields[0]):
             return fields[0], fields[2], fields[3]
-    return None
+    return None if host is None else read_presented_key(capture_file)
 
 
 def _read_offending_key(output: str) -> tuple[str, str] | None:
@@ -86,7 +102,7 @@ def build_host_key_error(
     Returns:
         None when nothing was captured (then the caller reports a plain failure).
     """
-    presented = read_presented_key(capture_file)
+    presented = read_presented_key(capture_file, refused_host(output))
     if presented is None:
         return None
     known_hosts_host, key_type, key_base64 = presented
