@@ -15,6 +15,12 @@ from rvssh.http.security import bind_problem
 from rvssh.settings import DEFAULT_BIND, Settings
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str) -> None:
+    """Send rvssh's module loggers to stderr at ``level``."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 class GunicornApplication(BaseApplication):  # type: ignore[misc]
@@ -33,7 +39,7 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
-            "loglevel": "info",
+            "loglevel": self._settings.log_level,
             # Remote work (viewer start) can take a while; the worker is busy, not hung.
             "timeout": max(120, int(self._settings.viewer_ready_timeout) + 60),
             "graceful_timeout": 10,
@@ -54,8 +60,12 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from rvssh.app import create_app
+        from rvssh.services.container import build_services
 
-        return create_app(self._settings)
+        services = build_services(self._settings)
+        # One monitor per state dir watches and heals; every worker stands by for it.
+        services.monitor.start()
+        return create_app(self._settings, services)
 
 
 def _session_count(text: str) -> int:
@@ -99,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(repeatable; env RVSSH_ALLOWED_HOSTS, comma separated)")
     serve.add_argument("--no-save-secrets", action="store_false", dest="save_secrets", default=None,
                        help="never keep passwords or passphrases of saved connections (env RVSSH_SAVE_SECRETS=0)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
+                       help="how much to log on stderr; debug shows every ssh command (env RVSSH_LOG_LEVEL; default info)")
     return parser
 
 
@@ -116,15 +128,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
         save_secrets=args.save_secrets,
+        log_level=args.log_level,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rvssh`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         settings = settings_from_args(args)
+        configure_logging(settings.log_level)
         problem = bind_problem(settings)
         if problem is not None:
             print(problem, file=sys.stderr)

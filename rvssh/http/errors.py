@@ -14,7 +14,7 @@ import falcon
 import pydantic
 
 from rvssh import errors
-from rvssh.models import SECRET_FIELDS, HostKeyPayload, HostKeyProblem
+from rvssh.models import REQUEST_SECRET_FIELDS, AuthPromptEntry, AuthPromptProblem, HostKeyPayload, HostKeyProblem
 from rvssh.ssh import errors as ssh_errors
 
 log = logging.getLogger("rvssh.http")
@@ -27,6 +27,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], str], ...] = (
     (ssh_errors.PortInUseError, falcon.HTTP_409),
     (ssh_errors.ForwardError, falcon.HTTP_502),
     (ssh_errors.ConnectError, falcon.HTTP_502),
+    (ssh_errors.SshCommandError, falcon.HTTP_502),
     (ssh_errors.MasterGoneError, falcon.HTTP_502),
     (ssh_errors.RemoteCommandError, falcon.HTTP_502),
     (ssh_errors.RemoteOutputError, falcon.HTTP_502),
@@ -64,11 +65,23 @@ def host_key_detail(error: ssh_errors.HostKeyError) -> dict[str, Any]:
     return HostKeyProblem(host_key=payload).model_dump(exclude_none=True)
 
 
+def auth_prompt_detail(error: ssh_errors.AuthPromptError) -> dict[str, Any]:
+    """Return the 401 ``detail`` naming the questions a retry answers with ``responses``."""
+    prompts = [
+        AuthPromptEntry(prompt=prompt.text, echo=prompt.echo, kind=prompt.kind.value)  # type: ignore[arg-type]
+        for prompt in error.prompts
+    ]
+    return AuthPromptProblem(message=error.message, prompts=prompts).model_dump()
+
+
 def handle_rvssh_error(req: falcon.Request, resp: falcon.Response, ex: errors.RvsshError, params: dict) -> None:
     """Answer an RvsshError with its status and a ``{"detail": ...}`` body."""
     resp.status = status_for(ex)
     if isinstance(ex, ssh_errors.HostKeyError):
         resp.media = {"detail": host_key_detail(ex)}
+        return
+    if isinstance(ex, ssh_errors.AuthPromptError):
+        resp.media = {"detail": auth_prompt_detail(ex)}
         return
     resp.media = {"detail": ex.message}
 
@@ -76,7 +89,7 @@ def handle_rvssh_error(req: falcon.Request, resp: falcon.Response, ex: errors.Rv
 def scrub_secrets(value: Any) -> Any:
     """Return ``value`` with every secret field's value masked (for 422 inputs)."""
     if isinstance(value, dict):
-        return {key: ("**********" if key in SECRET_FIELDS and item is not None else scrub_secrets(item))
+        return {key: ("**********" if key in REQUEST_SECRET_FIELDS and item is not None else scrub_secrets(item))
                 for key, item in value.items()}
     if isinstance(value, list):
         return [scrub_secrets(item) for item in value]
@@ -106,7 +119,7 @@ class RequestValidationError(Exception):
             loc = [location, *error["loc"]]
             item: dict[str, Any] = {"type": error["type"], "loc": loc, "msg": error["msg"]}
             # APPSEC: never echo a secret back, also not inside a whole-body input.
-            secret = any(part in SECRET_FIELDS for part in error["loc"])
+            secret = any(part in REQUEST_SECRET_FIELDS for part in error["loc"])
             # FastAPI reports a missing query parameter with input null.
             missing_query = location == "query" and error["type"] == "missing"
             item["input"] = None if secret or missing_query else _json_safe(scrub_secrets(error.get("input")))
