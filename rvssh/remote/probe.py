@@ -1,9 +1,10 @@
 """Local side of the remote scripts: load them, build their arguments, read their JSON.
 
-The scripts (``rvssh/remote/scripts/probe.py`` and ``viewer.py``) run on the
-server with the script on stdin; their docstrings are the contract of every
-subcommand. This module only turns that contract into Python values and
-rvssh errors; it runs nothing.
+The scripts (``rvssh/remote/scripts/probe.py``, ``fs.py`` and ``viewer.py``)
+run on the server with the script on stdin; their docstrings are the contract
+of every subcommand. ``fs.sh`` answers fs-list and fs-exists exactly like
+``fs.py`` on a server without python. This module only turns that contract
+into Python values and rvssh errors; it runs nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ _SNIPPET_CHARS = 200
 def load_script(name: str) -> bytes:
     """Return the bytes of ``rvssh/remote/scripts/<name>``, to be sent on the remote's stdin."""
     return (resources.files("rvssh.remote") / "scripts" / name).read_bytes()
+
+
+@functools.cache
+def load_sh_program(name: str) -> bytes:
+    """Return the POSIX sh program ``rvssh/remote/scripts/<name>`` (``fs.sh``).
+
+    It runs as ``/bin/sh -s``: the caller sends a first line ``set -- '<arg>' ...``
+    (each argument single-quoted, a quote written ``'"'"'``), then these bytes.
+
+    Raises:
+        ValueError: ``name`` is not a sh program (a bug).
+    """
+    if not name.endswith(".sh"):
+        raise ValueError(f"not a sh program: {name!r}")
+    return load_script(name)
 
 
 @functools.cache
