@@ -1,10 +1,9 @@
 """Local side of the remote scripts: load them, build their arguments, read their JSON.
 
-The scripts (``rvssh/remote/scripts/probe.py``, ``fs.py`` and ``viewer.py``)
-run on the server with the script on stdin; their docstrings are the contract
-of every subcommand. ``fs.sh`` answers fs-list and fs-exists exactly like
-``fs.py`` on a server without python. This module only turns that contract
-into Python values and rvssh errors; it runs nothing.
+The scripts (``rvssh/remote/scripts/probe.py`` and ``viewer.py``) run on the
+server with the script on stdin; their docstrings are the contract of every
+subcommand. This module only turns that contract into Python values and
+rvssh errors; it runs nothing.
 """
 
 from __future__ import annotations

@@ -21,6 +21,14 @@
 # JSON; sort puts folders first, then names in code-point order.
 # Utilities: test, printf, od, awk, sort, xargs -0, ls, stat (GNU `-c`, else
 # BSD `-f`; without stat, sizes come from `ls -ln` and times are null).
+#
+# Where the answers can differ from fs.py: an "internal" OSError message
+# (symlink loop, name too long) takes its errno from a small table and
+# counts characters beyond Latin-1 as printable in the repr of the path; two
+# names that print alike (the byte 0xff and the text \xff) come in readdir
+# order from fs.py, in JSON order here; BusyBox stat has no nanoseconds, so
+# an mtime less than a microsecond below a whole second, or before 1970 and
+# not whole, may be one second off.
 
 LC_ALL=C
 export LC_ALL
