@@ -172,16 +172,20 @@ function seconds(text,   at, sec, nsec) {
     if (flavour == "gnu" && substr(text, 1, 1) == "-" && nsec > 0) { sec -= 1; nsec = 1000000000 - nsec }
     return sprintf("%.0f", int(sec + nsec * 1e-9) + 0)
 }
-# The ls -ln line of entry e: the one that ends with its name (after " -> "
-# for a dangling link, whose target follows).
-function ls_line(lines, count, e, arrow,   k, line, at, wanted) {
-    wanted = "./" shown[e] (arrow ? " -> " : "")
+# Index ls -ln lines by the name they show (as ls -q does, after "./"); for
+# a link (arrow), the name comes before " -> " and its target: each such
+# cut is a candidate.
+function index_ls_lines(lines, count, by_name, arrow,   k, line, at, head, tail) {
     for (k = 1; k <= count; k++) {
         line = shown_line(lines[k]); at = index(line, " ./")
-        if (at && (arrow ? substr(line, at + 1, length(wanted)) == wanted : substr(line, at + 1) == wanted))
-            return lines[k]
+        if (!at) continue
+        if (!arrow) { by_name[substr(line, at + 1)] = lines[k]; continue }
+        head = ""; tail = substr(line, at + 1)
+        while ((at = index(tail, " -> ")) > 0) {
+            head = head substr(tail, 1, at - 1); by_name[head] = lines[k]
+            head = head " -> "; tail = substr(tail, at + 4)
+        }
     }
-    return ""
 }
 function answer_list(   e, group, is_dir, is_link, followed_at, unfollowed_at, existing, dangling) {
     for (e = 1; e <= entries; e++)
@@ -193,15 +197,19 @@ function answer_list(   e, group, is_dir, is_link, followed_at, unfollowed_at, e
         if (nfollowed != existing + 1) nfollowed = 0
         if (nunfollowed != dangling + 1) nunfollowed = 0
     }
+    if (flavour == "ls") {
+        index_ls_lines(followed, nfollowed, ls_followed, 0)
+        index_ls_lines(unfollowed, nunfollowed, ls_unfollowed, 1)
+    }
     print "- {\"path\":\"" path "\",\"items\":["
     for (e = 1; e <= entries; e++) {
         if (kind[e] == "p" && !((shown[e]) in listed)) continue
         is_dir = kind[e] ~ /[dD]/ ? "true" : "false"
         is_link = kind[e] ~ /[DFl]/ ? "true" : "false"
         if (kind[e] ~ /[dDfF]/)
-            read_stat(flavour == "ls" ? ls_line(followed, nfollowed, e, 0) : nfollowed ? followed[++followed_at] : "")
+            read_stat(flavour == "ls" ? ls_followed["./" shown[e]] : nfollowed ? followed[++followed_at] : "")
         else if (kind[e] == "l")
-            read_stat(flavour == "ls" ? ls_line(unfollowed, nunfollowed, e, 1) : nunfollowed ? unfollowed[++unfollowed_at] : "")
+            read_stat(flavour == "ls" ? ls_unfollowed["./" shown[e]] : nunfollowed ? unfollowed[++unfollowed_at] : "")
         else { size = 0; mtime = "null"; if ((shown[e]) in typed_dir) is_dir = "true" }
         if (is_dir == "true") { size = 0; group = 0 } else group = 1
         print group sort_key[e] " {\"name\":\"" name[e] "\",\"is_dir\":" is_dir \
