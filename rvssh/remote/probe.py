@@ -75,6 +75,21 @@ def load_script(name: str) -> bytes:
 
 
 @functools.cache
+def load_sh_program(name: str) -> bytes:
+    """Return the POSIX sh program ``rvssh/remote/scripts/<name>`` (``fs.sh``).
+
+    It runs as ``/bin/sh -s``: the caller sends a first line ``set -- '<arg>' ...``
+    (each argument single-quoted, a quote written ``'"'"'``), then these bytes.
+
+    Raises:
+        ValueError: ``name`` is not a sh program (a bug).
+    """
+    if not name.endswith(".sh"):
+        raise ValueError(f"not a sh program: {name!r}")
+    return load_script(name)
+
+
+@functools.cache
 def load_program(script: str) -> bytes:
     """Return common.py followed by ``script``: the one Python program sent for a subcommand."""
     return load_script("common.py") + b"\n\n" + load_script(script)
