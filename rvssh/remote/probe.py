@@ -48,8 +48,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "config": Subcommand("probe.py", 1, search_environments=True),
     "python-of": Subcommand("probe.py", 1, search_environments=True),
     "storage-candidates": Subcommand("probe.py", 2, search_environments=True),
-    "fs-list": Subcommand("fs.py", 1, ("-I", "-S")),
-    "fs-exists": Subcommand("fs.py", 1, ("-I", "-S")),
+    "fs-list": Subcommand("fs.py", 1, ("-I", "-S"), sh_fallback="fs.sh"),
+    "fs-exists": Subcommand("fs.py", 1, ("-I", "-S"), sh_fallback="fs.sh"),
 }
 
 # The script's error kinds -> the rvssh error each one becomes.
@@ -72,21 +72,6 @@ _SNIPPET_CHARS = 200
 def load_script(name: str) -> bytes:
     """Return the bytes of ``rvssh/remote/scripts/<name>``, to be sent on the remote's stdin."""
     return (resources.files("rvssh.remote") / "scripts" / name).read_bytes()
-
-
-@functools.cache
-def load_sh_program(name: str) -> bytes:
-    """Return the POSIX sh program ``rvssh/remote/scripts/<name>`` (``fs.sh``).
-
-    It runs as ``/bin/sh -s``: the caller sends a first line ``set -- '<arg>' ...``
-    (each argument single-quoted, a quote written ``'"'"'``), then these bytes.
-
-    Raises:
-        ValueError: ``name`` is not a sh program (a bug).
-    """
-    if not name.endswith(".sh"):
-        raise ValueError(f"not a sh program: {name!r}")
-    return load_script(name)
 
 
 @functools.cache

@@ -23,10 +23,11 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from rvssh.remote.probe import load_program, load_sh_program
+from rvssh.remote.launcher import build_sh_program
+from rvssh.remote.probe import load_program, load_script
 from tests.unit.test_probe_script import REAL_PY, SHELL_NAMES, nobody_python, probe_env, run_raw
 
-FS_SH = load_sh_program("fs.sh")
+FS_SH = load_script("fs.sh")
 FS_PY = load_program("fs.py")
 
 # The shells fs.sh must run under, each reading its program from stdin.
@@ -80,11 +81,6 @@ def installed(command: str) -> str:
     return path
 
 
-def set_line(args: list[bytes]) -> bytes:
-    """Return the first line the launcher sends: ``set --`` and each argument single-quoted."""
-    return b"set --" + b"".join(b" '" + arg.replace(b"'", b"'\"'\"'") + b"'" for arg in args) + b"\n"
-
-
 def as_bytes(args: tuple[str | bytes, ...]) -> list[bytes]:
     """Return the arguments as the bytes argv carries."""
     return [arg if isinstance(arg, bytes) else os.fsencode(arg) for arg in args]
@@ -103,7 +99,8 @@ def run_sh(shell: list[str], args: list[bytes], env: dict[str, str], cwd: Path |
            as_user: Sequence[str] = ()) -> bytes:
     """Run fs.sh as the launcher does: ``<shell> -s`` with the ``set --`` line, then the program."""
     completed = subprocess.run(
-        [*as_user, *shell], input=set_line(args) + FS_SH, capture_output=True, env=env, cwd=cwd, timeout=120,
+        [*as_user, *shell], input=build_sh_program(FS_SH, [os.fsdecode(arg) for arg in args]),
+        capture_output=True, env=env, cwd=cwd, timeout=120,
     )
     return check_answer(completed)
 
@@ -159,8 +156,6 @@ def make_name(folder: bytes, name: bytes, kind: str = "file", content: bytes = b
 def test_the_program_is_plain_ascii_sh() -> None:
     assert FS_SH.isascii() and b"\r" not in FS_SH
     assert FS_SH.endswith(b"\nexit 0\n")
-    with pytest.raises(ValueError):
-        load_sh_program("fs.py")
 
 
 # --- trees -------------------------------------------------------------------------------------

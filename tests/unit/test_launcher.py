@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rvssh.remote.launcher import HEREDOC_END, build_python_program, build_sh_program
-from rvssh.remote.probe import load_program, load_script
+from rvssh.remote.probe import build_probe_program, load_program, load_script
 from rvssh.ssh.argv import REMOTE_COMMAND
 
 LOGIN_SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "tcsh", "csh", "fish")
@@ -105,6 +105,25 @@ def test_without_any_python_the_sh_fallback_answers_with_the_same_arguments(tmp_
     program = build_python_program(b"print('never')\n", ["fs-list", "it's"], fallback=b'echo "sh: $1 $2"\n')
     result = run_as_login_shell("sh", program, base_env(tmp_path, no_python_path(tmp_path)), tmp_path)
     assert result.stdout.decode().strip() == "sh: fs-list it's"
+
+
+def test_without_any_python_fs_list_answers_the_same_from_sh(tmp_path: Path) -> None:
+    """A server without Python: every tool of /usr/bin but the interpreters."""
+    bin_dir = tmp_path / "no-python-bin"
+    bin_dir.mkdir()
+    for tool in Path("/usr/bin").iterdir():
+        if not tool.name.startswith("python") and os.access(tool, os.X_OK):
+            (bin_dir / tool.name).symlink_to(tool)
+    home = tmp_path / "home"
+    (home / "data" / "runs").mkdir(parents=True)
+    (home / "data" / "notes.txt").write_text("hello")
+    with_python = base_env(home)
+    without = base_env(home, str(bin_dir))
+    for args in (("fs-list", "~/data"), ("fs-exists", "~/data/notes.txt"), ("fs-list", "~/nope")):
+        program = build_probe_program(*args)
+        answers = [run_as_login_shell("sh", program, env, home).stdout for env in (with_python, without)]
+        assert answers[0] == answers[1], args
+        assert b"no_python" not in answers[1]
 
 
 def test_no_shipped_program_contains_the_here_document_end() -> None:
