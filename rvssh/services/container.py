@@ -16,6 +16,7 @@ from rvssh.ssh.exec import RemoteExecutor, SessionSlots
 from rvssh.ssh.fingerprint import fingerprint_with_ssh_keygen
 from rvssh.ssh.forward import Forwarder
 from rvssh.ssh.master import MasterController, ssh_environment
+from rvssh.ssh.stored_keys import expand_tilde, find_stored_key
 from rvssh.ssh.target import Target
 from rvssh.store.files import make_private_dir
 from rvssh.store.known_hosts import KnownHostsStore
@@ -60,13 +61,16 @@ def build_services(settings: Settings, environ: dict[str, str] | None = None) ->
         known_hosts_files=(str(settings.known_hosts_file), *settings.user_known_hosts),
     )
     fingerprint = partial(fingerprint_with_ssh_keygen, ssh_keygen=settings.ssh_keygen_binary)
+    # The files ssh reads, in its order: a changed key's expected key is looked up there.
+    known_hosts_files = (settings.known_hosts_file, *(expand_tilde(path) for path in settings.user_known_hosts))
+    find_stored = partial(find_stored_key, files=known_hosts_files, ssh_keygen=settings.ssh_keygen_binary)
     masters = MasterController(
         common,
         control_dir=settings.control_dir,
         scratch_dir=state / "tmp",
         connect_timeout=settings.connect_timeout,
         fingerprint=fingerprint,
-        find_stored_key=known_hosts.find_key,
+        find_stored_key=find_stored,
         environ=environ,
     )
     connections = ConnectionService(

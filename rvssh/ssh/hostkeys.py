@@ -3,8 +3,8 @@
 ssh runs our KnownHostsCommand with the key the server presented (see
 argv.known_hosts_command); the capture file therefore holds the key ssh
 actually negotiated, not whatever a separate keyscan would pick. For a
-changed key, ssh names the offending known_hosts line, which gives the
-expected key.
+changed key, the expected key is the stored key of the presented key's type
+(see stored_keys.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Callable
 
 from rvssh.ssh.errors import HostKey, HostKeyError
 
-_OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
 _CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
 
 
@@ -53,22 +52,6 @@ def read_presented_key(capture_file: Path) -> tuple[str, str, str] | None:
     return None
 
 
-def _read_offending_key(output: str) -> tuple[str, str] | None:
-    match = _OFFENDING.search(output)
-    if not match:
-        return None
-    try:
-        lines = Path(match.group("file")).read_text(encoding="utf-8", errors="replace").splitlines()
-        fields = lines[int(match.group("line")) - 1].split()
-    except (OSError, IndexError):
-        return None
-    if fields and fields[0].startswith("@"):
-        fields = fields[1:]
-    if len(fields) >= 3:
-        return fields[1], fields[2]
-    return None
-
-
 def build_host_key_error(
     output: str,
     capture_file: Path,
@@ -81,7 +64,8 @@ def build_host_key_error(
         output: what ssh printed before it exited.
         capture_file: the file our KnownHostsCommand appended to.
         fingerprint: computes ``SHA256:...`` of a ``type base64`` line (ssh-keygen -lf).
-        find_stored: looks up the managed known_hosts key of a type for host, port.
+        find_stored: looks up the stored key of a type for (known_hosts host, port),
+            in rvssh's known_hosts and then the user's.
 
     Returns:
         None when nothing was captured (then the caller reports a plain failure).
@@ -96,13 +80,10 @@ def build_host_key_error(
         return HostKeyError(
             host=host, port=port, known_hosts_host=known_hosts_host, reason="unknown", presented=presented_key
         )
-    # The offending line is exactly what ssh compared against (it may be in
-    # the user's own known_hosts); our managed file is the fallback.
-    offending = _read_offending_key(output)
-    if offending is not None:
-        expected: HostKey | None = HostKey(offending[0], offending[1], fingerprint(f"{offending[0]} {offending[1]}"))
-    else:
-        expected = find_stored(host, port, key_type)
+    # The stored key of the presented type, as the reference reports it. Not
+    # ssh's "Offending <type> key" line: it names the first key ssh found for
+    # the host, which may be of another type (an RSA line before the ED25519 one).
+    expected = find_stored(known_hosts_host, port, key_type)
     return HostKeyError(
         host=host,
         port=port,
