@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+
+from rvssh.errors import StoreError
 from rvssh.models import ConnectionEntry, ConnectRequest, ViewerSession
 from rvssh.services.connections import ConnectionService
 from rvssh.services.environments import EnvironmentService
@@ -22,7 +26,9 @@ from rvssh.store.files import make_private_dir
 from rvssh.store.known_hosts import KnownHostsStore
 from rvssh.store.records import RecordDirectory
 from rvssh.store.saved_connections import SavedConnectionStore
-from rvssh.store.secrets import choose_vault
+from rvssh.store.secrets import LegacySecrets, choose_box
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,10 +110,22 @@ def build_services(settings: Settings, environ: dict[str, str] | None = None) ->
         forwarder=forwarder,
         environments=environments,
         viewer=viewer,
-        saved_connections=SavedConnectionStore(
-            state / "saved_connections.json",
-            lock_path=state / "locks" / "saved_connections.lock",
-            vault=choose_vault(state),
-            save_secrets=settings.save_secrets,
-        ),
+        saved_connections=open_saved_connections(state, settings.save_secrets),
     )
+
+
+def open_saved_connections(state: Path, save_secrets: bool) -> SavedConnectionStore:
+    """Return the saved-connections store of ``state``, with the secrets of an older rvssh sealed now."""
+    store = SavedConnectionStore(
+        state / "saved_connections.json",
+        lock_path=state / "locks" / "saved_connections.lock",
+        box=choose_box(state),
+        legacy=LegacySecrets(state),
+        save_secrets=save_secrets,
+    )
+    try:
+        store.upgrade()
+    except StoreError as ex:
+        # The next use of the saved list tries again and reports the error.
+        log.warning("could not seal the saved secrets of an earlier rvssh yet: %s", ex.message)
+    return store
