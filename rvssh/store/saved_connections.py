@@ -1,9 +1,11 @@
 """Saved connections: the Runicorn UI's list, with every secret sealed.
 
-The UI owns the schema of the entries; rvssh keeps every object, but the
-value of a sensitive field (``password``, ``passphrase``, ``private_key`` or
-``privateKey``, ``secret``, ``token``, ``api_key``), in any entry, only
-sealed (see :mod:`rvssh.store.secrets`). ``saved_connections.json`` holds::
+The UI owns the schema of the entries; rvssh keeps every object (in the
+shapes Runicorn 0.7 hands back, see :mod:`rvssh.store.saved_entries`), but
+the value of a sensitive field (``password``, ``passphrase``,
+``private_key`` or ``privateKey``, ``secret``, ``token``, ``api_key``), in
+any entry, only sealed (see :mod:`rvssh.store.secrets`).
+``saved_connections.json`` holds::
 
     {"version": 2, "entries": [
         {"entry": {<the entry without its secrets>}, "sealed": {"password": "<Fernet token>", ...}},
@@ -19,45 +21,29 @@ in plaintext or one keyring entry each) is sealed anew on first use.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rvssh.errors import NotFoundError
 from rvssh.store.files import exclusive_lock, read_json, write_json_atomic
+from rvssh.store.saved_entries import (
+    HAS_FLAGS,
+    SLOTS,
+    Record,
+    entry_key,
+    normalize,
+    public_item,
+    server_id_of,
+    split_item,
+)
 from rvssh.store.secrets import LegacySecrets, SecretBox
 
 log = logging.getLogger(__name__)
 
 VERSION = 2
-# Request key -> slot. ``privateKey`` is the camelCase spelling a UI may use.
-SECRET_KEYS = {
-    "password": "password",
-    "passphrase": "passphrase",
-    "private_key": "private_key",
-    "privateKey": "private_key",
-    "secret": "secret",
-    "token": "token",
-    "api_key": "api_key",
-}
-SLOTS = frozenset(SECRET_KEYS.values())
-# The secrets a server entry lends to connect, and the flag a GET shows for each.
-HAS_FLAGS = {"password": "hasSavedPassword", "passphrase": "hasSavedPassphrase", "private_key": "hasSavedPrivateKey"}
-MAX_ID_LENGTH = 256
-
-
-@dataclass
-class Record:
-    """One saved entry: its public fields and its secrets by slot.
-
-    A stored record holds Fernet tokens. A record made from a request holds
-    the posted values; ``None`` (posted as ``null`` or ``""``) clears a slot,
-    and a slot that is absent was not posted.
-    """
-
-    entry: dict[str, Any]
-    secrets: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,64 +60,26 @@ class SavedServer:
     private_key: str | None = None
 
 
-def usable_id(value: Any) -> str | None:
-    """Return ``value`` when it is a printable string of 1 to 256 characters, else None."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable():
-        return value
-    return None
-
-
-def server_id_of(item: dict[str, Any]) -> str | None:
-    """Return the id of a ``kind: "server"`` entry that connect can use, else None."""
-    return usable_id(item.get("id")) if item.get("kind") == "server" else None
-
-
-def identity_of(entry: dict[str, Any]) -> tuple[str, str] | None:
-    """Return (kind, id) that ties saved secrets to an entry across saves, or None without a usable id."""
-    entry_id = usable_id(entry.get("id"))
-    if entry_id is None:
-        return None
-    kind = entry.get("kind")
-    return (kind if isinstance(kind, str) else "", entry_id)
-
-
-def public_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Return ``item`` without secret fields and without has* flags (those are computed)."""
-    # APPSEC: this is the only shape an entry is written to disk or sent back in.
-    hidden = SECRET_KEYS.keys() | HAS_FLAGS.values()
-    return {key: value for key, value in item.items() if key not in hidden}
-
-
-def split_item(item: dict[str, Any]) -> Record:
-    """Return a posted entry as a record: its public fields and the secrets it carries."""
-    secrets: dict[str, str | None] = {}
-    for key, slot in SECRET_KEYS.items():
-        if key in item:
-            value = item[key]
-            secrets[slot] = value if isinstance(value, str) and value else None
-    return Record(public_item(item), secrets)
-
-
 def plan_replace(
     old: list[Record], posted: list[Record], save_secrets: bool, seal: Callable[[str], str]
 ) -> list[Record]:
     """Return the records that replace ``old``: posted entries with their secrets sealed.
 
     A posted secret is sealed; a cleared one is dropped; one that is not
-    posted keeps the sealed secret of the old entry with the same identity.
+    posted keeps the sealed secret of the old entry with the same kind and id.
     An entry that leaves the list loses its secrets. With ``save_secrets``
     off nothing is sealed and nothing is kept.
     """
     kept: dict[tuple[str, str], dict[str, str | None]] = {}
     if save_secrets:
         for record in old:
-            identity = identity_of(record.entry)
-            if identity is not None:
-                kept[identity] = record.secrets
+            key = entry_key(record.entry)
+            if key is not None:
+                kept[key] = record.secrets
     result = []
     for record in posted:
-        identity = identity_of(record.entry)
-        sealed = dict(kept.get(identity, {})) if identity is not None else {}
+        key = entry_key(record.entry)
+        sealed = dict(kept.get(key, {})) if key is not None else {}
         for slot, value in record.secrets.items():
             if value and save_secrets:
                 sealed[slot] = seal(value)
@@ -181,6 +129,11 @@ def parse_version_1(document: Any) -> tuple[list[dict[str, Any]], dict[str, list
     return connections, index
 
 
+def now_ms() -> int:
+    """Return the time in ms since the epoch (Runicorn's ``createdAt``)."""
+    return int(time.time() * 1000)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -211,7 +164,11 @@ class SavedConnectionStore:
             self._records()
 
     def _records(self) -> list[Record]:
-        """Return the stored records (the caller holds the lock), upgrading an older file first."""
+        """Return the stored records in Runicorn 0.7's shapes (the caller holds the lock).
+
+        A file of rvssh 0.1 is upgraded first. Entries are normalised when
+        read as well, for a file that was written by hand.
+        """
         document = read_json(self._path, None)
         records = parse_records(document)
         if records is None:
@@ -219,7 +176,7 @@ class SavedConnectionStore:
         if self._legacy.path.exists():
             # An upgrade that stopped after writing the new file.
             self._legacy.forget(())
-        return records
+        return normalize(records, now_ms())
 
     def _upgrade(self, document: Any) -> list[Record]:
         entries, index = parse_version_1(document)
@@ -236,7 +193,7 @@ class SavedConnectionStore:
                 if (server_id, slot) in found:
                     record.secrets[slot] = found[(server_id, slot)]  # type: ignore[index]
             posted.append(record)
-        records = plan_replace([], posted, self._save_secrets, self._box.seal)
+        records = plan_replace([], normalize(posted, now_ms()), self._save_secrets, self._box.seal)
         write_json_atomic(self._path, render(records))
         self._legacy.forget(wanted)
         log.info("saved connections of rvssh 0.1 upgraded: %d secrets sealed, plaintext copies removed",
@@ -256,10 +213,10 @@ class SavedConnectionStore:
         return masked
 
     def replace(self, items: list[dict[str, Any]]) -> None:
-        """Replace the whole list; secrets are written only sealed."""
+        """Replace the whole list, in Runicorn 0.7's shapes; secrets are written only sealed."""
+        posted = normalize([split_item(item) for item in items], now_ms())
         with exclusive_lock(self._lock_path):
-            old = self._records()
-            records = plan_replace(old, [split_item(item) for item in items], self._save_secrets, self._box.seal)
+            records = plan_replace(self._records(), posted, self._save_secrets, self._box.seal)
             write_json_atomic(self._path, render(records))
 
     def get_server(self, server_id: str) -> SavedServer:

@@ -1,4 +1,4 @@
-"""Saved secrets against the real sshd: sealed at rest, and used by saved_server_id (#12)."""
+"""Saved connections against the real sshd: secrets sealed at rest, old entry shapes, saved_server_id (#12)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,17 @@ def test_the_plaintext_secrets_of_rvssh_0_1_are_sealed_at_start_and_still_log_in
     assert not (state_dir / "saved_secrets.json").exists()
     assert rvssh.bed.password not in every_file_text(state_dir)
     assert connect_saved(again).status_code == 200
+
+
+def test_a_flat_entry_of_an_old_ui_connects_through_its_server(trusted: Rvssh) -> None:
+    bed = trusted.bed
+    flat = {"id": "conn-old", "name": "old", "host": bed.host, "port": bed.port, "username": bed.user,
+            "password": bed.password, "remote_root": "/data"}
+    assert trusted.client.simulate_post("/api/remote/connections/saved", json=[flat]).status_code == 200
+    listed = trusted.client.simulate_get("/api/remote/connections/saved").json["connections"]
+    server_id = f"srv_rvssh_test_127_0_0_1_{bed.port}"
+    assert [(entry["kind"], entry["id"]) for entry in listed] == [("server", server_id), ("connection", "conn-old")]
+    assert listed[0]["hasSavedPassword"] is True and listed[1]["serverId"] == server_id
+    assert bed.password not in every_file_text(trusted.settings.state_dir)
+    result = trusted.client.simulate_post("/api/remote/connect", json={"saved_server_id": server_id, "use_agent": False})
+    assert result.status_code == 200, result.text
