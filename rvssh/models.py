@@ -36,8 +36,9 @@ def _reject_nul(value: str) -> str:
 Text = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_reject_nul)]
 Secret = Annotated[SecretStr, Field(max_length=65536)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-# ``privateKey`` is the camelCase spelling a UI may use in saved connections.
-SECRET_FIELDS = frozenset({"password", "passphrase", "private_key", "privateKey"})
+# ``privateKey`` is the camelCase spelling a UI may use in saved connections;
+# ``secret``, ``token`` and ``api_key`` are sensitive fields Runicorn 0.7 seals too.
+SECRET_FIELDS = frozenset({"password", "passphrase", "private_key", "privateKey", "secret", "token", "api_key"})
 # Never echoed either: ``responses`` answer a server's questions (a second factor).
 REQUEST_SECRET_FIELDS = SECRET_FIELDS | {"responses"}
 

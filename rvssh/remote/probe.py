@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from rvssh.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RvsshError
+from rvssh.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    RemoteNotADirectoryError,
+    RemoteNotFoundError,
+    RemotePermissionError,
+    RunicornMissingError,
+    RvsshError,
+)
 from rvssh.remote.launcher import build_python_program, build_sh_program
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
@@ -54,14 +63,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 # The script's error kinds -> the rvssh error each one becomes.
 ERROR_KINDS: dict[str, type[RvsshError]] = {
-    "not_found": NotFoundError,
+    "not_found": RemoteNotFoundError,
     "env_not_found": NotFoundError,
-    "not_a_directory": BadRequestError,
+    "not_a_directory": RemoteNotADirectoryError,
     "bad_request": BadRequestError,
-    "permission_denied": ForbiddenError,
+    "permission_denied": RemotePermissionError,
     "internal": RemoteCommandError,
     "no_python": RemoteCommandError,
-    "runicorn_missing": BadRequestError,
+    "runicorn_missing": RunicornMissingError,
     "port_in_use": ConflictError,
 }
 

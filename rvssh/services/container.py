@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Mapping
 
+from rvssh.errors import StoreError
 from rvssh.files import make_private_dir
 from rvssh.models import ConnectionEntry, ConnectRequest, ViewerSession
 from rvssh.services.connections import ConnectionService
@@ -23,11 +26,14 @@ from rvssh.ssh.forward import Forwarder
 from rvssh.ssh.master import MasterController
 from rvssh.ssh.resolve import resolve_destination
 from rvssh.ssh.sshconfig import SshConfigFiles, SshConfigSpec
+from rvssh.ssh.stored_keys import expand_tilde, find_stored_key
 from rvssh.ssh.target import Target, make_target
 from rvssh.store.known_hosts import KnownHostsStore
 from rvssh.store.records import StateStore
 from rvssh.store.saved_connections import SavedConnectionStore
-from rvssh.store.secrets import choose_vault
+from rvssh.store.secrets import LegacySecrets, choose_box
+
+log = logging.getLogger(__name__)
 
 # Longest a heal's login may take: a lost link is retried often rather than waited on.
 HEAL_CONNECT_TIMEOUT = 5.0
@@ -86,6 +92,9 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         state_dir,
     )
     common = SshCommon(ssh_binary=settings.ssh_binary, config_file=config_files.shared)
+    # The files ssh reads, in its order: a changed key's expected key is looked up there.
+    known_hosts_files = (settings.known_hosts_file, *(expand_tilde(path) for path in settings.user_known_hosts))
+    find_stored = partial(find_stored_key, files=known_hosts_files, ssh_keygen=settings.ssh_keygen_binary)
     masters = MasterController(
         common,
         config_files,
@@ -93,7 +102,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         scratch_dir=state_dir / "tmp",
         connect_timeout=settings.connect_timeout,
         fingerprint=partial(fingerprint_with_ssh_keygen, ssh_keygen=settings.ssh_keygen_binary),
-        find_stored_key=known_hosts.find_key,
+        find_stored_key=find_stored,
         environ=ssh_env,
     )
     state = StateStore(state_dir, lock_timeout=settings.connect_timeout + 15)
@@ -112,12 +121,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     viewer = ViewerLifecycle(
         connections, executor, forwarder, state, resolver=environments, ready_timeout=settings.viewer_ready_timeout
     )
-    saved_connections = SavedConnectionStore(
-        state_dir / "saved_connections.json",
-        lock_path=state_dir / "locks" / "saved_connections.lock",
-        vault=choose_vault(state_dir),
-        save_secrets=settings.save_secrets,
-    )
+    saved_connections = open_saved_connections(state_dir, settings.save_secrets)
     monitor = Monitor(
         state_dir,
         state,
@@ -142,3 +146,20 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         saved_connections=saved_connections,
         monitor=monitor,
     )
+
+
+def open_saved_connections(state: Path, save_secrets: bool) -> SavedConnectionStore:
+    """Return the saved-connections store of ``state``, with the secrets of an older rvssh sealed now."""
+    store = SavedConnectionStore(
+        state / "saved_connections.json",
+        lock_path=state / "locks" / "saved_connections.lock",
+        box=choose_box(state),
+        legacy=LegacySecrets(state),
+        save_secrets=save_secrets,
+    )
+    try:
+        store.upgrade()
+    except StoreError as ex:
+        # The next use of the saved list tries again and reports the error.
+        log.warning("could not seal the saved secrets of an earlier rvssh yet: %s", ex.message)
+    return store

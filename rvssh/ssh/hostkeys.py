@@ -5,8 +5,8 @@ ssh runs our KnownHostsCommand with the key each host of the route presented
 keys ssh actually negotiated, hop by hop, not whatever a separate keyscan
 would pick. ssh names the host it refused ("No ED25519 host key is known for
 [bastion]:2222", "Host key for gpu has changed"), which picks the captured
-key of that hop. For a changed key, ssh names the offending known_hosts
-line, which gives the expected key.
+key of that hop. For a changed key, the expected key is the stored key of
+the presented key's type (see stored_keys.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Callable
 
 from rvssh.ssh.errors import HostKey, HostKeyError
 
-_OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
 _CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
 # The host (as looked up, %H) that ssh refused: a hop of a ProxyJump route or the target.
 _REFUSED_HOST = re.compile(r"host key is known for (?P<unknown>\S+) and|Host key for (?P<changed>\S+) has changed")
@@ -69,22 +68,6 @@ def read_presented_key(capture_file: Path, host: str | None = None) -> tuple[str
     return None if host is None else read_presented_key(capture_file)
 
 
-def _read_offending_key(output: str) -> tuple[str, str] | None:
-    match = _OFFENDING.search(output)
-    if not match:
-        return None
-    try:
-        lines = Path(match.group("file")).read_text(encoding="utf-8", errors="replace").splitlines()
-        fields = lines[int(match.group("line")) - 1].split()
-    except (OSError, IndexError):
-        return None
-    if fields and fields[0].startswith("@"):
-        fields = fields[1:]
-    if len(fields) >= 3:
-        return fields[1], fields[2]
-    return None
-
-
 def build_host_key_error(
     output: str,
     capture_file: Path,
@@ -97,7 +80,8 @@ def build_host_key_error(
         output: what ssh printed before it exited.
         capture_file: the file our KnownHostsCommand appended to.
         fingerprint: computes ``SHA256:...`` of a ``type base64`` line (ssh-keygen -lf).
-        find_stored: looks up the managed known_hosts key of a type for host, port.
+        find_stored: looks up the stored key of a type for (known_hosts host, port),
+            in rvssh's known_hosts and then the user's.
 
     Returns:
         None when nothing was captured (then the caller reports a plain failure).
@@ -112,13 +96,10 @@ def build_host_key_error(
         return HostKeyError(
             host=host, port=port, known_hosts_host=known_hosts_host, reason="unknown", presented=presented_key
         )
-    # The offending line is exactly what ssh compared against (it may be in
-    # the user's own known_hosts); our managed file is the fallback.
-    offending = _read_offending_key(output)
-    if offending is not None:
-        expected: HostKey | None = HostKey(offending[0], offending[1], fingerprint(f"{offending[0]} {offending[1]}"))
-    else:
-        expected = find_stored(host, port, key_type)
+    # The stored key of the presented type, as the reference reports it. Not
+    # ssh's "Offending <type> key" line: it names the first key ssh found for
+    # the host, which may be of another type (an RSA line before the ED25519 one).
+    expected = find_stored(known_hosts_host, port, key_type)
     return HostKeyError(
         host=host,
         port=port,

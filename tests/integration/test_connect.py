@@ -144,14 +144,14 @@ def test_host_alias_from_ssh_config_and_its_port_win(rvssh: Rvssh) -> None:
 def test_refused_port_fails_fast(rvssh: Rvssh) -> None:
     started = time.monotonic()
     result = rvssh.connect(port=1)
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert "refused" in result.json["detail"]
     assert time.monotonic() - started < rvssh.settings.connect_timeout
 
 
 def test_unknown_host_name_fails_fast(rvssh: Rvssh) -> None:
     result = rvssh.connect(host="no-such-host.invalid")
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert "resolve" in result.json["detail"]
 
 
@@ -253,5 +253,5 @@ def test_a_silent_server_times_out_within_the_connect_timeout(rvssh: Rvssh) -> N
         started = time.monotonic()
         result = client.simulate_post("/api/remote/connect", json=rvssh.connect_body(port=silent.getsockname()[1]))
     elapsed = time.monotonic() - started
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert elapsed < 2 * settings.connect_timeout + 1

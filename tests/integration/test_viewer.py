@@ -142,15 +142,15 @@ def test_killed_viewer_shows_error_with_reason(viewer_ready: Rvssh) -> None:
     assert status["isActive"] is False
 
 
-def test_busy_local_port_is_409_and_leaves_nothing(viewer_ready: Rvssh) -> None:
+def test_busy_local_port_is_the_references_500_and_leaves_nothing(viewer_ready: Rvssh) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         before = remote_viewer_pids()
         result = start(viewer_ready, local_port=port)
-    assert result.status_code == 409, result.text
-    assert str(port) in result.json["detail"]
+    assert result.status_code == 500, result.text
+    assert result.json["detail"] == f"Failed to start Remote Viewer: Local port {port} is already in use"
     assert viewer_ready.client.simulate_get("/api/remote/viewer/sessions").json == {"sessions": []}
     assert remote_viewer_pids() == before
 
@@ -158,7 +158,8 @@ def test_busy_local_port_is_409_and_leaves_nothing(viewer_ready: Rvssh) -> None:
 def test_env_without_runicorn_is_a_clear_error_and_starts_nothing(viewer_ready: Rvssh) -> None:
     before = remote_viewer_pids()
     result = start(viewer_ready, conda_env="system")
-    assert result.status_code == 400, result.text
+    assert result.status_code == 500, result.text
+    assert result.json["detail"].startswith("Failed to start Remote Viewer: runicorn is not installed in this environment")
     assert "pip install runicorn" in result.json["detail"]
     assert remote_viewer_pids() == before
     assert viewer_ready.client.simulate_get("/api/remote/viewer/sessions").json == {"sessions": []}
@@ -173,8 +174,10 @@ def test_unknown_env_is_404(viewer_ready: Rvssh) -> None:
 def test_busy_explicit_remote_port_is_a_clear_error(viewer_ready: Rvssh) -> None:
     first = start(viewer_ready).json["session"]
     result = start(viewer_ready, remote_port=first["remotePort"])
-    assert result.status_code == 409, result.text
-    assert f"Remote port {first['remotePort']}" in result.json["detail"]
+    assert result.status_code == 500, result.text
+    assert result.json["detail"] == (
+        f"Failed to start Remote Viewer: Remote port {first['remotePort']} is already in use on the server"
+    )
 
 
 def test_sessions_survive_an_rvssh_restart_and_can_be_stopped(viewer_ready: Rvssh) -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError
+from rvssh.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    RemoteNotADirectoryError,
+    RemoteNotFoundError,
+    RemotePermissionError,
+    RunicornMissingError,
+)
 from rvssh.remote.probe import (
     SUBCOMMANDS,
     build_probe_program,
@@ -111,12 +119,14 @@ def test_parse_probe_output_rejects_anything_but_one_object(stdout: bytes) -> No
 @pytest.mark.parametrize(
     ("kind", "error_class"),
     [
-        ("not_found", NotFoundError),
+        ("not_found", RemoteNotFoundError),
         ("env_not_found", NotFoundError),
-        ("not_a_directory", BadRequestError),
+        ("not_a_directory", RemoteNotADirectoryError),
         ("bad_request", BadRequestError),
-        ("permission_denied", ForbiddenError),
+        ("permission_denied", RemotePermissionError),
         ("internal", RemoteCommandError),
+        ("runicorn_missing", RunicornMissingError),
+        ("port_in_use", ConflictError),
         ("something_new", RemoteCommandError),
     ],
 )

@@ -153,7 +153,7 @@ def test_connect_types_the_saved_password_once(short_tmp: Path, saved_password: 
     result = client.simulate_post("/api/remote/connect", json=body)
     assert (short_tmp / "typed").read_text().splitlines() == [saved_password]
     assert saved_password not in result.text
-    # The fake accepts "right" (then has no real master to check: 502 after auth).
+    # The fake accepts "right" (then has no real master to check: 500 after auth).
     assert (result.status_code == 401) is (saved_password == "wrong"), result.text
 
 
