@@ -93,12 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="threads per worker (env RVSSH_THREADS; default 32)")
     serve.add_argument("--state-dir", type=Path,
                        help="private state directory (env RVSSH_STATE_DIR; default $XDG_STATE_HOME/rvssh)")
-    serve.add_argument("--ssh-config", type=Path, help="ssh config file passed as ssh -F (env RVSSH_SSH_CONFIG)")
+    serve.add_argument("--ssh-config", type=Path,
+                       help="your ssh config, included by rvssh's own (env RVSSH_SSH_CONFIG; default "
+                            "~/.ssh/config, then /etc/ssh/ssh_config)")
     serve.add_argument("--connect-timeout", type=float,
                        help="seconds a connect may take (env RVSSH_CONNECT_TIMEOUT; default 15)")
     serve.add_argument("--max-sessions", type=_session_count, dest="max_sessions_per_master",
-                       help="remote commands at once per connection, below the server's sshd MaxSessions "
-                            "(env RVSSH_MAX_SESSIONS; default 8)")
+                       help="remote commands at once per connection at most; a server that refuses a "
+                            "session lowers its own limit (env RVSSH_MAX_SESSIONS; default 8)")
     serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /api/remote/* "
                                        "(env RVSSH_TOKEN, preferred: a flag is visible in ps)")
     serve.add_argument("--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept this Host header name besides loopback names "
                             "(repeatable; env RVSSH_ALLOWED_HOSTS, comma separated)")
     serve.add_argument("--no-save-secrets", action="store_false", dest="save_secrets", default=None,
-                       help="never keep passwords or passphrases of saved connections (env RVSSH_SAVE_SECRETS=0)")
+                       help="never keep the secrets of saved connections (env RVSSH_SAVE_SECRETS=0)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
                        help="how much to log on stderr; debug shows every ssh command (env RVSSH_LOG_LEVEL; default info)")
     return parser

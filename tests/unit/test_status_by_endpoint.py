@@ -24,6 +24,7 @@ from rvssh.http.errors import ROUTE_FAILURES, RouteFailure, answer_for
 from rvssh.settings import Settings
 from rvssh.ssh import errors as ssh_errors
 from rvssh.ssh.errors import HostKey
+from rvssh.ssh.prompts import classify_prompt
 from tests.unit.api_document import HEADERS, VALID_REQUESTS, send
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -81,10 +82,20 @@ def host_key_error() -> ssh_errors.HostKeyError:
     return ssh_errors.HostKeyError(host="h", port=22, known_hosts_host="h", reason="unknown", presented=key)
 
 
+def auth_prompt_error() -> ssh_errors.AuthPromptError:
+    asked = classify_prompt("(me@gpu) Verification code: ")
+    return ssh_errors.AuthPromptError("A second factor is needed: the server accepted the publickey and asks: "
+                                      "Verification code:", [asked])
+
+
+STRUCTURED = {"HostKeyError": (host_key_error, "HOST_KEY_CONFIRMATION_REQUIRED"),
+              "AuthPromptError": (auth_prompt_error, "AUTH_PROMPT")}
+
+
 def build_error(row: Row) -> tuple[Exception, Any]:
     """Return the error to raise for ``row`` and the ``detail`` the row promises."""
-    if row.error_class == "HostKeyError":
-        return host_key_error(), None
+    if row.error_class in STRUCTURED:
+        return STRUCTURED[row.error_class][0](), None
     error_class = CLASSES[row.error_class]
     if "<message>" in row.detail:
         message = "it broke on the way"
@@ -118,8 +129,8 @@ def test_each_row_is_what_the_app_answers(tmp_path: Path, row: Row) -> None:
     client = falcon.testing.TestClient(app, headers=HEADERS)
     result = send(client, row.method, row.path, VALID_REQUESTS.get((row.method, row.path), {}))
     assert result.status_code == row.status, result.text
-    if row.error_class == "HostKeyError":
-        assert result.json["detail"]["code"] == "HOST_KEY_CONFIRMATION_REQUIRED"
+    if row.error_class in STRUCTURED:
+        assert result.json["detail"]["code"] == STRUCTURED[row.error_class][1]
     else:
         assert result.json == {"detail": detail}
 
