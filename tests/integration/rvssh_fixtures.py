@@ -101,7 +101,7 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_settings(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
+def settings_for(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
     """Return rvssh's settings for a test against ``bed``: quick keepalives and monitor."""
     values: dict[str, Any] = dict(
         state_dir=state_dir,
@@ -138,7 +138,7 @@ def stop_rvssh(instance: Rvssh) -> None:
 def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh configured for the test sshd, with a fresh state directory."""
     sshbed.user_known_hosts.write_text("")
-    instance = start_rvssh(test_settings(state_dir, sshbed), sshbed)
+    instance = start_rvssh(settings_for(state_dir, sshbed), sshbed)
     try:
         yield instance
     finally:
