@@ -20,6 +20,12 @@ from rvssh.store.token import serving_token
 # APPSEC: method, path and protocol, never gunicorn's "%(r)s" (the request line
 # with its query string): the page's address carries the token (?token=).
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str) -> None:
+    """Send rvssh's module loggers to stderr at ``level``."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 class GunicornApplication(BaseApplication):  # type: ignore[misc]
@@ -39,7 +45,7 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
-            "loglevel": "info",
+            "loglevel": self._settings.log_level,
             # Remote work (viewer start) can take a while; the worker is busy, not hung.
             "timeout": max(120, int(self._settings.viewer_ready_timeout) + 60),
             "graceful_timeout": 10,
@@ -57,8 +63,12 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from rvssh.app import create_app
+        from rvssh.services.container import build_services
 
-        return create_app(self._settings)
+        services = build_services(self._settings)
+        # One monitor per state dir watches and heals; every worker stands by for it.
+        services.monitor.start()
+        return create_app(self._settings, services)
 
 
 def start_line(settings: Settings, token: str) -> str:
@@ -102,12 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="threads per worker (env RVSSH_THREADS; default 32)")
     serve.add_argument("--state-dir", type=Path,
                        help="private state directory (env RVSSH_STATE_DIR; default $XDG_STATE_HOME/rvssh)")
-    serve.add_argument("--ssh-config", type=Path, help="ssh config file passed as ssh -F (env RVSSH_SSH_CONFIG)")
+    serve.add_argument("--ssh-config", type=Path,
+                       help="your ssh config, included by rvssh's own (env RVSSH_SSH_CONFIG; default "
+                            "~/.ssh/config, then /etc/ssh/ssh_config)")
     serve.add_argument("--connect-timeout", type=float,
                        help="seconds a connect may take (env RVSSH_CONNECT_TIMEOUT; default 15)")
     serve.add_argument("--max-sessions", type=_session_count, dest="max_sessions_per_master",
-                       help="remote commands at once per connection, below the server's sshd MaxSessions "
-                            "(env RVSSH_MAX_SESSIONS; default 8)")
+                       help="remote commands at once per connection at most; a server that refuses a "
+                            "session lowers its own limit (env RVSSH_MAX_SESSIONS; default 8)")
     serve.add_argument("--token", help="token for callers not known to be your account, sent as "
                                        "'Authorization: Bearer TOKEN'; replaces the one rvssh keeps in the "
                                        "state directory (env RVSSH_TOKEN, preferred: a flag is visible in ps)")
@@ -118,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept this Host header name besides loopback names "
                             "(repeatable; env RVSSH_ALLOWED_HOSTS, comma separated)")
     serve.add_argument("--no-save-secrets", action="store_false", dest="save_secrets", default=None,
-                       help="never keep passwords or passphrases of saved connections (env RVSSH_SAVE_SECRETS=0)")
+                       help="never keep the secrets of saved connections (env RVSSH_SAVE_SECRETS=0)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
+                       help="how much to log on stderr; debug shows every ssh command (env RVSSH_LOG_LEVEL; default info)")
     return parser
 
 
@@ -136,15 +150,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
         save_secrets=args.save_secrets,
+        log_level=args.log_level,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rvssh`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         settings = settings_from_args(args)
+        configure_logging(settings.log_level)
         forget_secret_variables()
         problem = bind_problem(settings)
         if problem is not None:

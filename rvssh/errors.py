@@ -35,3 +35,28 @@ class ForbiddenError(RvsshError):
 
 class StoreError(RvsshError):
     """State on disk could not be read or written (HTTP 500, message shown)."""
+
+
+class RemotePathError(RvsshError):
+    """A path on the server is missing, not a folder or not readable (a remote script said so).
+
+    Each concrete class also derives from the error of its own status; the
+    endpoints that list or scan paths answer all three as their 500, as the
+    reference does (see ``rvssh/http/errors.py``).
+    """
+
+
+class RemoteNotFoundError(NotFoundError, RemotePathError):
+    """A path on the server does not exist."""
+
+
+class RemoteNotADirectoryError(BadRequestError, RemotePathError):
+    """A path on the server is a file where a folder was needed."""
+
+
+class RemotePermissionError(ForbiddenError, RemotePathError):
+    """A path on the server cannot be read by the SSH user."""
+
+
+class RunicornMissingError(BadRequestError):
+    """The chosen environment on the server has no runicorn package."""

@@ -36,8 +36,11 @@ def _reject_nul(value: str) -> str:
 Text = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_reject_nul)]
 Secret = Annotated[SecretStr, Field(max_length=65536)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-# ``privateKey`` is the camelCase spelling a UI may use in saved connections.
-SECRET_FIELDS = frozenset({"password", "passphrase", "private_key", "privateKey"})
+# ``privateKey`` is the camelCase spelling a UI may use in saved connections;
+# ``secret``, ``token`` and ``api_key`` are sensitive fields Runicorn 0.7 seals too.
+SECRET_FIELDS = frozenset({"password", "passphrase", "private_key", "privateKey", "secret", "token", "api_key"})
+# Never echoed either: ``responses`` answer a server's questions (a second factor).
+REQUEST_SECRET_FIELDS = SECRET_FIELDS | {"responses"}
 
 
 class RequestModel(BaseModel):
@@ -56,14 +59,16 @@ class ResponseModel(BaseModel):
 
 
 def _require_destination(cls: type[BaseModel], data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
-    """Report host/username as FastAPI would for required fields, unless saved_server_id is given."""
+    """Report host as FastAPI would for a required field, unless saved_server_id is given.
+
+    ``username`` may be left out: ssh's config decides (``ssh -G``), as for ``ssh <host>``.
+    """
     problems: list[InitErrorDetails] = []
     if isinstance(data, dict) and data.get("saved_server_id") is None:
-        for name in ("host", "username"):
-            if name not in data:
-                problems.append(InitErrorDetails(type="missing", loc=(name,), input=data))
-            elif data[name] is None:
-                problems.append(InitErrorDetails(type="string_type", loc=(name,), input=None))
+        if "host" not in data:
+            problems.append(InitErrorDetails(type="missing", loc=("host",), input=data))
+        elif data["host"] is None:
+            problems.append(InitErrorDetails(type="string_type", loc=("host",), input=None))
     try:
         model = handler(data)
     except ValidationError as ex:
@@ -76,12 +81,17 @@ def _require_destination(cls: type[BaseModel], data: Any, handler: ModelWrapVali
 
 
 class ConnectRequest(RequestModel):
-    """A destination and credentials; host/username may come from ``saved_server_id`` instead."""
+    """A destination and credentials; host may come from ``saved_server_id`` instead.
+
+    Without ``username`` the user is the one ssh's config gives the host
+    (``User`` of a Host alias, else the local account). ``responses`` answer,
+    in order, the prompts of an earlier 401 ``AUTH_PROMPT``.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
-                {"required": ["host", "username"], "properties": {"host": {"type": "string"}, "username": {"type": "string"}}},
+                {"required": ["host"], "properties": {"host": {"type": "string"}}},
                 {"required": ["saved_server_id"], "properties": {"saved_server_id": {"type": "string"}}},
             ]
         }
@@ -96,6 +106,7 @@ class ConnectRequest(RequestModel):
     passphrase: Optional[Secret] = None
     use_agent: bool = True
     saved_server_id: Optional[Text] = None
+    responses: Optional[Annotated[list[Secret], Field(max_length=16)]] = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -119,11 +130,16 @@ class ConnectResponse(ResponseModel):
 
 
 class ConnectionEntry(ResponseModel):
+    """A connection as recorded: ``state`` up, down, reconnecting or waiting (for a person)."""
+
     key: str
     host: str
     port: int
     username: str
     connected: bool
+    state: Literal["up", "down", "reconnecting", "waiting"] = "up"
+    checked_at: Optional[int] = None
+    message: Optional[str] = None
 
 
 class SessionsResponse(ResponseModel):
@@ -192,6 +208,22 @@ class HostKeyProblem(ResponseModel):
     code: Literal["HOST_KEY_CONFIRMATION_REQUIRED"] = "HOST_KEY_CONFIRMATION_REQUIRED"
     message: str = "Host key verification failed"
     host_key: HostKeyPayload
+
+
+class AuthPromptEntry(ResponseModel):
+    """One question the server asked: its own words, whether the answer is shown, who asks."""
+
+    prompt: str
+    echo: bool
+    kind: Literal["keyboard-interactive", "password", "passphrase"]
+
+
+class AuthPromptProblem(ResponseModel):
+    """The 401 ``detail`` when the server asks what the request cannot answer (a second factor)."""
+
+    code: Literal["AUTH_PROMPT"] = "AUTH_PROMPT"
+    message: str
+    prompts: list[AuthPromptEntry]
 
 
 # --- status and health ---------------------------------------------------
@@ -282,7 +314,7 @@ class ViewerSession(ResponseModel):
     remote_port: int = Field(alias="remotePort")
     remote_root: str = Field(alias="remoteRoot")
     remote_pid: int = Field(alias="remotePid")
-    status: Literal["starting", "running", "stopped", "error"]
+    status: Literal["starting", "running", "reconnecting", "stopped", "error"]
     started_at: int = Field(alias="startedAt")
     uptime_seconds: float = Field(alias="uptimeSeconds")
     is_active: bool = Field(alias="isActive")
@@ -290,6 +322,8 @@ class ViewerSession(ResponseModel):
     connection_id: str = Field(alias="connectionId")
     conda_env: Optional[str] = Field(default=None, alias="condaEnv")
     error: Optional[str] = None
+    message: Optional[str] = None
+    checked_at: Optional[int] = Field(default=None, alias="checkedAt")
 
 
 class ViewerStartResponse(ResponseModel):
@@ -311,6 +345,10 @@ class ConnectionQuery(RequestModel):
 
 class ConfigQuery(ConnectionQuery):
     conda_env: Text = "system"
+
+
+class EnvConfigsQuery(ConnectionQuery):
+    conda_env: Optional[Text] = None
 
 
 class StorageCandidatesQuery(ConnectionQuery):

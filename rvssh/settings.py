@@ -53,11 +53,18 @@ class Settings:
         command_timeout: seconds a remote script may run.
         viewer_ready_timeout: seconds a started viewer has to answer /api/health.
         ssh_binary / ssh_keygen_binary: the OpenSSH client tools to run.
-        ssh_config: passed as ``ssh -F`` when set; else ssh reads ~/.ssh/config.
+        ssh_config: the user's ssh config, included by rvssh's own (passed with
+            ``ssh -F``); default: ~/.ssh/config, then /etc/ssh/ssh_config.
         user_known_hosts: known_hosts files trusted read-only after our own
             managed file (OpenSSH's ``~`` is the passwd home directory).
-        max_sessions_per_master: concurrent remote commands per connection;
-            kept below sshd's MaxSessions default of 10.
+        max_sessions_per_master: concurrent remote commands per connection at
+            most; kept below sshd's MaxSessions default of 10, and lowered per
+            connection when a server refuses a session.
+        server_alive_interval / server_alive_count_max: ssh's keepalive: a
+            link that answers none of ``count`` keepalives sent every
+            ``interval`` seconds is dead, and its master exits (then healed).
+        monitor_interval: seconds between two looks of the background monitor.
+        log_level: how much rvssh logs on stderr (debug shows every ssh argv).
         token: the token callers not known to be this account must send;
             unset, rvssh keeps its own in ``<state_dir>/token``.
         allowed_origins: browser origins allowed besides the server's own.
@@ -77,6 +84,10 @@ class Settings:
     ssh_config: Path | None = None
     user_known_hosts: tuple[str, ...] = ("~/.ssh/known_hosts",)
     max_sessions_per_master: int = 8
+    server_alive_interval: int = 5
+    server_alive_count_max: int = 3
+    monitor_interval: float = 1.0
+    log_level: str = "info"
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -97,6 +108,9 @@ class Settings:
             ("command_timeout", "RVSSH_COMMAND_TIMEOUT", float),
             ("viewer_ready_timeout", "RVSSH_VIEWER_READY_TIMEOUT", float),
             ("max_sessions_per_master", "RVSSH_MAX_SESSIONS", int),
+            ("server_alive_interval", "RVSSH_SERVER_ALIVE_INTERVAL", int),
+            ("server_alive_count_max", "RVSSH_SERVER_ALIVE_COUNT_MAX", int),
+            ("monitor_interval", "RVSSH_MONITOR_INTERVAL", float),
         ):
             if env.get(key):
                 values[name] = kind(env[key])
@@ -108,6 +122,8 @@ class Settings:
             values["ssh_config"] = Path(env["RVSSH_SSH_CONFIG"])
         if env.get("RVSSH_USER_KNOWN_HOSTS"):
             values["user_known_hosts"] = tuple(env["RVSSH_USER_KNOWN_HOSTS"].split())
+        if env.get("RVSSH_LOG_LEVEL"):
+            values["log_level"] = env["RVSSH_LOG_LEVEL"].lower()
         if env.get("RVSSH_TOKEN"):
             values["token"] = env["RVSSH_TOKEN"]
         values["allowed_origins"] = _split_list(env.get("RVSSH_ALLOWED_ORIGINS"))

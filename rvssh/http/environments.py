@@ -9,6 +9,7 @@ from rvssh.models import (
     ConfigQuery,
     ConfigResponse,
     ConnectionQuery,
+    EnvConfigsQuery,
     EnvConfigsResponse,
     FsExistsQuery,
     FsExistsResponse,
@@ -33,14 +34,14 @@ class CondaEnvsResource:
 
 
 class EnvConfigsResource:
-    query_models = {"GET": ConnectionQuery}
+    query_models = {"GET": EnvConfigsQuery}
     response_models = {"GET": EnvConfigsResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConnectionQuery) -> None:
-        answer = self._environments.env_configs(query.connection_id)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: EnvConfigsQuery) -> None:
+        answer = self._environments.env_configs(query.connection_id, query.conda_env)
         resp.media = EnvConfigsResponse.model_validate(answer).model_dump(by_alias=True)
 
 

@@ -45,7 +45,7 @@ class ViewerSessionsResource:
     response_models = {"GET": ViewerSessionsResponse}
 
     def __init__(self, services: Services) -> None:
-        self._viewer = services.viewer
+        self._viewer = services.viewer_reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = ViewerSessionsResponse(sessions=self._viewer.list_sessions()).model_dump(by_alias=True)
@@ -55,7 +55,7 @@ class ViewerStatusResource:
     response_models = {"GET": ViewerSession}
 
     def __init__(self, services: Services) -> None:
-        self._viewer = services.viewer
+        self._viewer = services.viewer_reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         resp.media = self._viewer.get(session_id).model_dump(by_alias=True)

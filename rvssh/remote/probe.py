@@ -1,9 +1,9 @@
-"""Local side of the remote scripts: load them, build their arguments, read their JSON.
+"""Local side of the remote scripts: load them, build the programs that run them, read their JSON.
 
-The scripts (``rvssh/remote/scripts/probe.py`` and ``viewer.py``) run on the
-server with the script on stdin; their docstrings are the contract of every
-subcommand. This module only turns that contract into Python values and
-rvssh errors; it runs nothing.
+The scripts (``rvssh/remote/scripts/``) run on the server, sent on stdin
+inside the sh program of ``remote/launcher.py``; their docstrings are the
+contract of every subcommand. This module only turns that contract into
+programs, Python values and rvssh errors; it runs nothing.
 """
 
 from __future__ import annotations
@@ -14,39 +14,63 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from rvssh.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RvsshError
+from rvssh.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    RemoteNotADirectoryError,
+    RemoteNotFoundError,
+    RemotePermissionError,
+    RunicornMissingError,
+    RvsshError,
+)
+from rvssh.remote.launcher import build_python_program, build_sh_program
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
 
 
 @dataclass(frozen=True)
 class Subcommand:
-    """Which script answers a subcommand, how many arguments it takes, how python runs it."""
+    """Which script answers a subcommand, its arguments, how its interpreter is found and run.
+
+    Attributes:
+        script: the Python script (sent after common.py).
+        arity: how many arguments it takes.
+        python_flags: interpreter options (constants).
+        search_environments: with no python on the login PATH, run it with any
+            environment's interpreter (it only needs *a* Python to look around).
+        sh_fallback: a POSIX sh script giving the same answer when no
+            interpreter is found at all.
+    """
 
     script: str
     arity: int
     python_flags: tuple[str, ...] = ()
+    search_environments: bool = False
+    sh_fallback: str | None = None
 
 
 # Must match COMMANDS in the scripts. PERF: fs.py needs no site-packages,
 # so its python starts isolated and without the site module (-I -S).
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "envs": Subcommand("probe.py", 0),
-    "env-configs": Subcommand("probe.py", 0),
-    "config": Subcommand("probe.py", 1),
-    "storage-candidates": Subcommand("probe.py", 2),
-    "fs-list": Subcommand("fs.py", 1, ("-I", "-S")),
-    "fs-exists": Subcommand("fs.py", 1, ("-I", "-S")),
+    "envs": Subcommand("probe.py", 0, search_environments=True),
+    "env-configs": Subcommand("probe.py", 1, search_environments=True),
+    "config": Subcommand("probe.py", 1, search_environments=True),
+    "python-of": Subcommand("probe.py", 1, search_environments=True),
+    "storage-candidates": Subcommand("probe.py", 2, search_environments=True),
+    "fs-list": Subcommand("fs.py", 1, ("-I", "-S"), sh_fallback="fs.sh"),
+    "fs-exists": Subcommand("fs.py", 1, ("-I", "-S"), sh_fallback="fs.sh"),
 }
 
 # The script's error kinds -> the rvssh error each one becomes.
 ERROR_KINDS: dict[str, type[RvsshError]] = {
-    "not_found": NotFoundError,
+    "not_found": RemoteNotFoundError,
     "env_not_found": NotFoundError,
-    "not_a_directory": BadRequestError,
+    "not_a_directory": RemoteNotADirectoryError,
     "bad_request": BadRequestError,
-    "permission_denied": ForbiddenError,
+    "permission_denied": RemotePermissionError,
     "internal": RemoteCommandError,
-    "runicorn_missing": BadRequestError,
+    "no_python": RemoteCommandError,
+    "runicorn_missing": RunicornMissingError,
     "port_in_use": ConflictError,
 }
 
@@ -61,17 +85,27 @@ def load_script(name: str) -> bytes:
 
 @functools.cache
 def load_program(script: str) -> bytes:
-    """Return common.py followed by ``script``: the one program sent for a subcommand."""
+    """Return common.py followed by ``script``: the one Python program sent for a subcommand."""
     return load_script("common.py") + b"\n\n" + load_script(script)
 
 
 def program_for(subcommand: str) -> bytes:
-    """Return the program that answers ``subcommand``."""
+    """Return the Python program that answers ``subcommand``."""
     return load_program(SUBCOMMANDS[subcommand].script)
 
 
-def build_probe_args(subcommand: str, *args: str) -> list[str]:
-    """Return the script arguments (after ``python3 -``) that run ``subcommand``.
+def _check_args(args: tuple[str, ...]) -> None:
+    if any("\0" in arg for arg in args):
+        raise BadRequestError("Invalid value: NUL characters are not allowed")
+
+
+def build_probe_program(subcommand: str, *args: str, python: str | None = None) -> bytes:
+    """Return the sh program (for ``/bin/sh -s``) that runs ``subcommand`` with ``args``.
+
+    Args:
+        subcommand: one of SUBCOMMANDS.
+        args: its arguments; each reaches the script as one argv word.
+        python: the interpreter to run it with; None finds one on the login PATH.
 
     Raises:
         ValueError: unknown subcommand or wrong number of arguments (a bug).
@@ -82,9 +116,23 @@ def build_probe_args(subcommand: str, *args: str) -> list[str]:
         raise ValueError(f"unknown probe subcommand: {subcommand!r}")
     if len(args) != spec.arity:
         raise ValueError(f"probe subcommand {subcommand!r} takes {spec.arity} argument(s), got {len(args)}")
-    if any("\0" in arg for arg in args):
-        raise BadRequestError("Invalid value: NUL characters are not allowed")
-    return [subcommand, *args]
+    _check_args(args)
+    return build_python_program(
+        program_for(subcommand),
+        [subcommand, *args],
+        python=python,
+        flags=spec.python_flags,
+        search_environments=spec.search_environments and python is None,
+        fallback=load_script(spec.sh_fallback) if spec.sh_fallback else None,
+    )
+
+
+def build_viewer_program(subcommand: str, *args: str, python: str | None = None) -> bytes:
+    """Return the sh program for viewer.py's ``launch``/``status`` (under ``python``) or ``stop``."""
+    _check_args(args)
+    if subcommand == "stop":
+        return build_sh_program(load_script("viewer_stop.sh"), args)
+    return build_python_program(load_program("viewer.py"), [subcommand, *args], python=python)
 
 
 def parse_probe_output(stdout: bytes, stderr: bytes = b"", exit_status: int = 0) -> dict[str, Any]:

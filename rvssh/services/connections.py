@@ -1,136 +1,211 @@
 """Connections: one ControlMaster per ``username@host:port``, kept until disconnect.
 
-The registry of masters lives on disk, so a restarted rvssh (or another
-gunicorn worker) finds the masters it started. Liveness for listings comes
-from the recorded master pid (cheap); decisions that matter (reuse on
-connect) ask the master itself with ``ssh -O check``.
+The records of masters live on disk (``store/records.py``), so a restarted
+rvssh (or another gunicorn worker) finds the masters it started. Reads come
+from the records and a pid check, never from ssh; the writers (connect,
+disconnect, heal) hold the connection's lock, with a timeout.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import logging
 import secrets as secrets_module
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from rvssh.errors import BadRequestError, NotFoundError
-from rvssh.models import ConnectionEntry, ConnectRequest
+from rvssh.files import make_private_dir, write_bytes_atomic
+from rvssh.models import ConnectionEntry
+from rvssh.processes import is_running, started_at
+from rvssh.services.credentials import Credentials
+from rvssh.ssh.answers import Answerer
 from rvssh.ssh.argv import MasterAuth
-from rvssh.ssh.master import MasterController, Secrets
+from rvssh.ssh.exec import SessionSlots
+from rvssh.ssh.master import MasterController
 from rvssh.ssh.target import Target, make_target, parse_connection_id
-from rvssh.store.files import exclusive_lock, make_private_dir, write_bytes_atomic
-from rvssh.store.records import RecordDirectory
+from rvssh.store.records import MasterRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+TargetHook = Callable[[Target], None]
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """Connect credentials after saved-server defaults were applied.
-
-    Secrets stay plain ``str`` only inside this object, on their way to the
-    pexpect prompt answers.
-    """
-
-    password: str | None
-    passphrase: str | None
-    private_key: str | None
-    private_key_path: str | None
-    use_agent: bool
-
-    @classmethod
-    def from_request(cls, request: ConnectRequest) -> "Credentials":
-        def reveal(value: object) -> str | None:
-            return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
-
-        return cls(
-            password=reveal(request.password) or None,
-            passphrase=reveal(request.passphrase) or None,
-            private_key=reveal(request.private_key) or None,
-            private_key_path=request.private_key_path or None,
-            use_agent=request.use_agent,
-        )
-
-
-def _pid_alive(pid: int, control_path: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        # Guard against a recycled pid: the master's argv names its socket.
-        try:
-            return control_path.encode() in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+def target_of(record: MasterRecord) -> Target:
+    """Return the target a master record is for."""
+    return Target(record.host, record.port, record.username)
 
 
 class ConnectionService:
-    """Open, list, reuse and close connections (ControlMasters)."""
+    """Open, list, reuse, heal and close connections (ControlMasters)."""
 
-    def __init__(self, masters: MasterController, registry: RecordDirectory, lock_dir: Path, key_dir: Path) -> None:
+    def __init__(self, masters: MasterController, state: StateStore, slots: SessionSlots, key_dir: Path) -> None:
         self._masters = masters
-        self._registry = registry
-        self._lock_dir = lock_dir
+        self._state = state
+        self._slots = slots
         self._key_dir = key_dir
-        self._before_disconnect: list[Callable[[Target], None]] = []
+        self._before_disconnect: list[TargetHook] = []
+        self._after_login: list[TargetHook] = []
 
-    def on_disconnect(self, hook: Callable[[Target], None]) -> None:
+    def on_disconnect(self, hook: TargetHook) -> None:
         """Register ``hook`` to run before a connection is closed (e.g. stop its viewers)."""
         self._before_disconnect.append(hook)
 
-    @contextmanager
-    def _locked(self, target: Target) -> Iterator[None]:
-        digest = hashlib.sha1(target.connection_id.encode("utf-8")).hexdigest()
-        with exclusive_lock(self._lock_dir / f"{digest}.lock"):
-            yield
+    def on_login(self, hook: TargetHook) -> None:
+        """Register ``hook`` to run once a master (re)started (e.g. resume its viewers)."""
+        self._after_login.append(hook)
 
-    def connect(self, target: Target, credentials: Credentials) -> ConnectionEntry:
+    # --- reads: records and a pid check, never ssh -------------------------
+
+    def record_is_alive(self, record: MasterRecord) -> bool:
+        """Return whether a record's master process runs and its control socket is there."""
+        return is_running(record.pid, record.started_at) and Path(record.control_path).exists()
+
+    def is_alive(self, target: Target) -> bool:
+        """Return whether the master of ``target`` is running (cheap: its record and pid)."""
+        record = self._state.masters.get(target.connection_id)
+        return record is not None and record.state == "up" and self.record_is_alive(record)
+
+    def entry(self, record: MasterRecord) -> ConnectionEntry:
+        """Return the wire entry of a record, with its liveness now."""
+        connected = record.state == "up" and self.record_is_alive(record)
+        return ConnectionEntry(
+            key=record.connection_id,
+            host=record.host,
+            port=record.port,
+            username=record.username,
+            connected=connected,
+            state=record.state if record.state != "up" or connected else "down",
+            checked_at=int(record.checked_at * 1000) or None,
+            message=record.message,
+        )
+
+    def list(self) -> list[ConnectionEntry]:
+        """List known connections with their liveness (a GET: nothing changes)."""
+        return [self.entry(record) for record in self._state.masters.all()]
+
+    def require_live(self, connection_id: str) -> Target:
+        """Return the target of a live connection, or raise 400/404 as the reference does."""
+        target = parse_connection_id(connection_id)
+        if not self.is_alive(target):
+            raise NotFoundError(f"Connection not found or inactive: {connection_id}")
+        return target
+
+    # --- writes --------------------------------------------------------------
+
+    def connect(self, target: Target, credentials: Credentials, answerer: Answerer | None = None) -> ConnectionEntry:
         """Return the live connection to ``target``, starting its master if needed.
 
         A live master is reused as is: the new request's credentials are not
         tried again. Two concurrent connects to one target end with one master.
+        A login also brings back the viewers that waited for this connection.
         """
-        with self._locked(target):
+        record = self._state.masters.get(target.connection_id)
+        # PERF: a live master needs no lock and no ssh: its record and pid say so.
+        if record is not None and record.state == "up" and self.record_is_alive(record):
+            return self.entry(record)
+        with self._state.lock(target.connection_id):
+            previous = self._state.masters.get(target.connection_id)
+            pid = self._masters.check(target)
+            logged_in = pid is None
+            if pid is None:
+                self._masters.remove_stale_socket(target)
+                pid = self._login(target, credentials, answerer or credentials.answers())
+            record = self._remember(target, pid, credentials)
+        if logged_in or (previous is not None and previous.state != "up"):
+            self._run_hooks(self._after_login, target)
+        return self.entry(record)
+
+    def heal(self, target: Target, credentials: Credentials, connect_timeout: float) -> None:
+        """Start the master of ``target`` again with what needs no person, then resume what rode on it.
+
+        Raises:
+            RvsshError: the login failed (the caller records why and when to try again).
+        """
+        with self._state.lock(target.connection_id):
             pid = self._masters.check(target)
             if pid is None:
                 self._masters.remove_stale_socket(target)
-                pid = self._start_master(target, credentials)
-            record = self._registry.get(target.connection_id)
-            if record is None or record.get("master_pid") != pid:
-                self._registry.put(
-                    target.connection_id,
-                    {
-                        "connection_id": target.connection_id,
-                        "host": target.host,
-                        "port": target.port,
-                        "username": target.username,
-                        "master_pid": pid,
-                        "control_path": str(self._masters.control_path(target)),
-                        "created_at": time.time(),
-                    },
-                )
-        return self._entry(target, connected=True)
+                log.info("logging in to %s again", target.connection_id)
+                pid = self._login(target, credentials, credentials.answers(), connect_timeout)
+            self._remember(target, pid, credentials)
+        self._run_hooks(self._after_login, target)
 
-    def _start_master(self, target: Target, credentials: Credentials) -> int:
+    def mark(self, connection_id: str, state: str, message: str | None, attempts: int | None = None) -> None:
+        """Record what the monitor found out about a connection."""
+        with self._state.lock(connection_id):
+            record = self._state.masters.get(connection_id)
+            if record is None:
+                return
+            record.state = state  # type: ignore[assignment]
+            record.message = message
+            record.checked_at = time.time()
+            if attempts is not None:
+                record.attempts = attempts
+            self._state.masters.put(connection_id, record)
+
+    def forget(self, connection_id: str) -> None:
+        """Drop the record of a dead connection that nothing rides on."""
+        with self._state.lock(connection_id):
+            record = self._state.masters.get(connection_id)
+            if record is not None and not self.record_is_alive(record):
+                self._state.masters.delete(connection_id)
+                self._masters.remove_stale_socket(target_of(record))
+                log.info("forgot the dead connection %s", connection_id)
+
+    def disconnect(self, host: str, port: int, username: str) -> bool:
+        """Stop what rides on the connection, end its master; return whether it existed."""
+        target = make_target(host, port, username)
+        for hook in self._before_disconnect:
+            hook(target)
+        with self._state.lock(target.connection_id):
+            existed = self._state.masters.delete(target.connection_id)
+            ended = self._masters.exit(target)
+            self._masters.remove_stale_socket(target)
+            self._slots.forget(target.connection_id)
+        return existed or ended
+
+    # --- helpers -------------------------------------------------------------
+
+    def _remember(self, target: Target, pid: int, credentials: Credentials) -> MasterRecord:
+        started = started_at(pid) or 0.0
+        record = self._state.masters.get(target.connection_id)
+        if record is not None and record.pid == pid and record.state == "up":
+            return record
+        if record is None or record.pid != pid:
+            self._slots.forget(target.connection_id)
+        now = time.time()
+        record = MasterRecord(
+            connection_id=target.connection_id,
+            host=target.host,
+            port=target.port,
+            username=target.username,
+            control_path=str(self._masters.control_path(target)),
+            pid=pid,
+            started_at=started,
+            created_at=record.created_at if record is not None else now,
+            auth=credentials.recipe(),
+            state="up",
+            checked_at=now,
+        )
+        self._state.masters.put(target.connection_id, record)
+        return record
+
+    def _login(
+        self, target: Target, credentials: Credentials, answerer: Answerer, connect_timeout: float | None = None
+    ) -> int:
         key_file: Path | None = None
         written_key: Path | None = None
-        if credentials.private_key:
-            written_key = self._write_key(credentials.private_key)
+        if credentials.private_key is not None:
+            written_key = self._write_key(credentials.private_key.get_secret_value())
             key_file = written_key
         elif credentials.private_key_path:
-            key_file = Path(os.path.expanduser(credentials.private_key_path))
-            if not key_file.is_file():
+            key_file = credentials.key_file()
+            if key_file is None or not key_file.is_file():
                 raise BadRequestError(f"Connection failed: private key file not found: {credentials.private_key_path}")
-        auth = MasterAuth(key_file=key_file, use_agent=credentials.use_agent, password_allowed=bool(credentials.password))
+        auth = MasterAuth(key_file=key_file, use_agent=credentials.use_agent)
         try:
-            return self._masters.start(target, auth, Secrets(credentials.password, credentials.passphrase))
+            return self._masters.start(target, auth, answerer, connect_timeout)
         finally:
             if written_key is not None:
                 written_key.unlink(missing_ok=True)
@@ -145,53 +220,7 @@ class ConnectionService:
         write_bytes_atomic(path, text.encode("utf-8"), mode=0o600)
         return path
 
-    def is_alive(self, target: Target) -> bool:
-        """Return whether the master of ``target`` is running (cheap, from its pid)."""
-        record = self._registry.get(target.connection_id)
-        if record is None or not Path(record.get("control_path", "")).exists():
-            return False
-        return _pid_alive(int(record.get("master_pid", 0)), record["control_path"])
-
-    def _entry(self, target: Target, connected: bool) -> ConnectionEntry:
-        return ConnectionEntry(
-            key=target.connection_id, host=target.host, port=target.port, username=target.username, connected=connected
-        )
-
-    def list(self) -> list[ConnectionEntry]:
-        """List known connections with their liveness, forgetting dead ones.
-
-        A dead master (sshd restarted, network lost) is reported once with
-        ``connected: false`` and then dropped, so the next connect starts fresh.
-        """
-        entries = []
-        for record in self._registry.all():
-            target = Target(record["host"], int(record["port"]), record["username"])
-            alive = self.is_alive(target)
-            entries.append(self._entry(target, alive))
-            if not alive:
-                self._forget(target)
-        return entries
-
-    def _forget(self, target: Target) -> None:
-        with self._locked(target):
-            if not self.is_alive(target):
-                self._registry.delete(target.connection_id)
-                self._masters.remove_stale_socket(target)
-
-    def require_live(self, connection_id: str) -> Target:
-        """Return the target of a live connection, or raise 400/404 as the reference does."""
-        target = parse_connection_id(connection_id)
-        if not self.is_alive(target):
-            raise NotFoundError(f"Connection not found or inactive: {connection_id}")
-        return target
-
-    def disconnect(self, host: str, port: int, username: str) -> bool:
-        """Stop what rides on the connection, end its master; return whether it existed."""
-        target = make_target(host, port, username)
-        for hook in self._before_disconnect:
+    @staticmethod
+    def _run_hooks(hooks: list[TargetHook], target: Target) -> None:
+        for hook in hooks:
             hook(target)
-        with self._locked(target):
-            existed = self._registry.delete(target.connection_id)
-            ended = self._masters.exit(target)
-            self._masters.remove_stale_socket(target)
-        return existed or ended

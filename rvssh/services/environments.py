@@ -1,14 +1,14 @@
 """What the server offers before a viewer starts: environments, config, files.
 
-Each call is one round trip: the probe script (rvssh/remote/scripts/probe.py)
-runs over the connection's master and prints one JSON object.
+Each call is one round trip: a probe program (rvssh/remote/scripts/) runs
+over the connection's master and prints one JSON object.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rvssh.remote.probe import SUBCOMMANDS, build_probe_args, parse_probe_output, program_for
+from rvssh.remote.probe import build_probe_program, parse_probe_output
 from rvssh.services.connections import ConnectionService
 from rvssh.ssh.exec import RemoteExecutor
 from rvssh.ssh.target import Target
@@ -24,21 +24,19 @@ class EnvironmentService:
         self._executor = executor
 
     def _probe(self, target: Target, subcommand: str, *args: str) -> dict[str, Any]:
-        args_list = build_probe_args(subcommand, *args)
-        flags = SUBCOMMANDS[subcommand].python_flags
-        result = self._executor.run_python(target, program_for(subcommand), args_list, flags=flags)
+        result = self._executor.run(target, build_probe_program(subcommand, *args))
         return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
     def _run(self, connection_id: str, subcommand: str, *args: str) -> dict[str, Any]:
         return self._probe(self._connections.require_live(connection_id), subcommand, *args)
 
     def conda_envs(self, connection_id: str) -> dict[str, Any]:
-        """List every Python environment of the server (conda, venv, system)."""
+        """List every Python environment of the server (conda, venv, the login PATH's python)."""
         return self._run(connection_id, "envs")
 
-    def env_configs(self, connection_id: str) -> dict[str, Any]:
-        """Map every environment name to its python and runicorn versions."""
-        return self._run(connection_id, "env-configs")
+    def env_configs(self, connection_id: str, interpreter: str | None = None) -> dict[str, Any]:
+        """Map every environment name (and ``interpreter``, a path, when given) to its versions."""
+        return self._run(connection_id, "env-configs", interpreter or "")
 
     def config(self, connection_id: str, conda_env: str) -> dict[str, Any]:
         """Describe one environment: versions, default storage root, a free remote port."""
@@ -60,14 +58,15 @@ class EnvironmentService:
         """Tell whether a remote path exists and is a directory."""
         return self._run(connection_id, "fs-exists", path)
 
-    def python_for(self, target: Target, env_name: str | None) -> str:
-        """Return the interpreter of ``env_name`` on the server (no name: ``system``).
+    def python_for(self, target: Target, env_name: str | None) -> str | None:
+        """Return the interpreter of ``env_name`` on the server (an env name or an interpreter path).
 
-        The same probe answers config, so the viewer starts with exactly the
-        interpreter config described (also for ``system``).
+        None (no name, or ``system``) means the python3 of the login PATH,
+        which the viewer's launch finds itself.
 
         Raises:
-            NotFoundError: no environment has that name.
+            NotFoundError: no environment has that name, or no interpreter is at that path.
         """
-        name = "" if not env_name or env_name == SYSTEM_ENV else env_name
-        return str(self._probe(target, "config", name)["pythonPath"])
+        if not env_name or env_name == SYSTEM_ENV:
+            return None
+        return str(self._probe(target, "python-of", env_name)["python"])

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from rvssh.errors import BadRequestError
 from rvssh.models import ConnectRequest
-from rvssh.services.connections import Credentials
-from rvssh.ssh.target import Target, make_target
+from rvssh.services.credentials import Credentials, as_secret
+from rvssh.store.records import AuthRecipe
 from rvssh.store.saved_connections import SavedServer
 
 DEFAULT_PORT = 22
@@ -42,10 +42,10 @@ def _pick(field: str, requested: str | int | None, saved: str | int | None, serv
     return chosen
 
 
-def merge_saved_server(request: ConnectRequest, saved: SavedServer) -> tuple[str, int, str, Credentials]:
-    """Return host, port, username and credentials of ``request`` completed from ``saved``."""
-    host = _pick("host", request.host or None, saved.host, saved.server_id)
-    username = _pick("username", request.username or None, saved.username, saved.server_id)
+def merge_saved_server(request: ConnectRequest, saved: SavedServer) -> tuple[str, int, str | None, Credentials]:
+    """Return host, port, username (None: ask ssh) and credentials of ``request`` completed from ``saved``."""
+    host = str(_pick("host", request.host or None, saved.host, saved.server_id))
+    username = _pick_optional("username", request.username or None, saved.username)
     requested_port = request.port if "port" in request.model_fields_set else None
     if requested_port == DEFAULT_PORT:
         requested_port = None
@@ -56,18 +56,42 @@ def merge_saved_server(request: ConnectRequest, saved: SavedServer) -> tuple[str
     own_key = bool(given.private_key or given.private_key_path)
     # APPSEC: saved secrets are used only for the saved destination (checked above).
     credentials = Credentials(
-        password=given.password or saved.password,
-        passphrase=given.passphrase or saved.passphrase,
-        private_key=given.private_key if own_key else saved.private_key,
+        password=given.password or as_secret(saved.password),
+        passphrase=given.passphrase or as_secret(saved.passphrase),
+        private_key=given.private_key if own_key else as_secret(saved.private_key),
         private_key_path=given.private_key_path if own_key else saved.private_key_path,
         use_agent=given.use_agent,
+        responses=given.responses,
+        saved_server_id=saved.server_id,
     )
-    return str(host), int(port), str(username), credentials
+    return host, int(port), username, credentials
 
 
-def resolve_connect(request: ConnectRequest, saved_servers: SavedServers) -> tuple[Target, Credentials]:
-    """Validate the destination of ``request`` (after saved-server defaults) and its credentials."""
+def _pick_optional(field: str, requested: str | None, saved: str | None) -> str | None:
+    if requested is not None and saved is not None and requested != saved:
+        raise BadRequestError(f"Saved server mismatch for field: {field}")
+    return requested if requested is not None else saved
+
+
+def resolve_connect(request: ConnectRequest, saved_servers: SavedServers) -> tuple[str, int, str | None, Credentials]:
+    """Return the destination of ``request`` (after saved-server defaults) and its credentials.
+
+    The username is None when neither the request nor the saved server names
+    one: ssh's config decides (``ssh -G``).
+    """
     if request.saved_server_id is None:
-        return make_target(request.host or "", request.port, request.username or ""), Credentials.from_request(request)
-    host, port, username, credentials = merge_saved_server(request, saved_servers.get_server(request.saved_server_id))
-    return make_target(host, port, username), credentials
+        return request.host or "", request.port, request.username or None, Credentials.from_request(request)
+    return merge_saved_server(request, saved_servers.get_server(request.saved_server_id))
+
+
+def recall_credentials(recipe: AuthRecipe, *, saved_servers: SavedServers) -> Credentials:
+    """Return the credentials a heal may use: the agent, the user's key file, the saved server's secrets."""
+    saved = saved_servers.get_server(recipe.saved_server_id) if recipe.saved_server_id else None
+    return Credentials(
+        password=as_secret(saved.password) if saved else None,
+        passphrase=as_secret(saved.passphrase) if saved else None,
+        private_key=as_secret(saved.private_key) if saved and not recipe.key_path else None,
+        private_key_path=recipe.key_path or (saved.private_key_path if saved else None),
+        use_agent=recipe.use_agent,
+        saved_server_id=recipe.saved_server_id,
+    )

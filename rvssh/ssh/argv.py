@@ -1,7 +1,9 @@
 """Pure builders for every ssh command line rvssh runs.
 
 Nothing here spawns a process; each function returns the argv list, and the
-unit tests assert the whole list.
+unit tests assert the whole list. Options that must hold on every hop of a
+route live in rvssh's own ssh_config (``ssh/sshconfig.py``), passed with
+``-F``; what is given here with ``-o`` concerns only the ssh started here.
 """
 
 from __future__ import annotations
@@ -9,54 +11,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rvssh.ssh.sshconfig import quote_config_value
 from rvssh.ssh.target import Target
+
+# The only remote command rvssh ever sends: plain words that sh, bash, dash,
+# zsh, ksh, tcsh, csh and fish all parse alike. The program comes on stdin.
+REMOTE_COMMAND = ("/bin/sh", "-s")
 
 
 @dataclass(frozen=True)
 class SshCommon:
-    """Options every ssh invocation of one rvssh instance shares."""
+    """What every ssh invocation of one rvssh instance shares: the binary and the shared config."""
 
     ssh_binary: str
-    ssh_config: Path | None
-    known_hosts_files: tuple[str, ...]
+    config_file: Path
 
-    def base(self) -> list[str]:
-        argv = [self.ssh_binary]
-        if self.ssh_config is not None:
-            argv += ["-F", str(self.ssh_config)]
-        return argv
+    def base(self, config_file: Path | None = None) -> list[str]:
+        return [self.ssh_binary, "-F", str(config_file or self.config_file)]
 
 
 @dataclass(frozen=True)
 class MasterAuth:
-    """Which credentials the master may use. Holds no secret, only paths and flags."""
+    """Which credentials the master may use. Holds no secret, only a path and a flag."""
 
     key_file: Path | None = None
     use_agent: bool = True
-    password_allowed: bool = False
-
-
-def _quote_for_ssh_config(value: str) -> str:
-    """Quote a value for an ssh -o option that ssh splits like a shell would."""
-    return '"' + value.replace("%", "%%") + '"'
-
-
-def known_hosts_command(capture_file: Path) -> str:
-    """Return a KnownHostsCommand that records the key the server presents.
-
-    ssh runs it with the key it is checking (%H host, %t type, %K base64 key);
-    it prints nothing, so it never adds a trusted key. The capture file is how
-    the 409 carries the key the server actually offered.
-    """
-    return "/bin/sh -c 'echo \"$*\" >> \"$0\"' " + _quote_for_ssh_config(str(capture_file)) + " %H %p %t %K"
 
 
 def build_master_argv(
     common: SshCommon,
     target: Target,
     *,
+    config_file: Path,
     control_path: Path,
-    capture_file: Path,
     auth: MasterAuth,
     connect_timeout: float,
 ) -> list[str]:
@@ -64,37 +51,27 @@ def build_master_argv(
 
     ``-f`` makes ssh return once authentication is done, so exit status 0 means
     the master is up; ControlPersist=yes keeps it running after rvssh (or a
-    gunicorn worker) exits, until ``-O exit``.
+    gunicorn worker) exits, until ``-O exit``. ``config_file`` is the config of
+    this start (it names the host-key capture file).
     """
-    known_hosts = " ".join(_quote_for_ssh_config(path) for path in common.known_hosts_files)
-    argv = common.base() + [
+    argv = common.base(config_file) + [
         "-f",
         "-N",
         "-o", "ControlMaster=yes",
-        "-o", f"ControlPath={_quote_for_ssh_config(str(control_path))}",
+        "-o", f"ControlPath={quote_config_value(str(control_path))}",
         "-o", "ControlPersist=yes",
-        # APPSEC: strict checking against our file first, then the user's own
-        # known_hosts; nothing is ever added automatically.
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", f"UserKnownHostsFile={known_hosts}",
-        "-o", f"KnownHostsCommand={known_hosts_command(capture_file)}",
-        "-o", "UpdateHostKeys=no",
         "-o", f"ConnectTimeout={max(1, int(connect_timeout))}",
-        "-o", "ServerAliveInterval=15",
-        "-o", "ServerAliveCountMax=3",
-        # APPSEC: one password prompt only; a wrong password is never retried.
-        "-o", "NumberOfPasswordPrompts=1",
         # The user's LocalForward lines would clash between masters.
         "-o", "ClearAllForwardings=yes",
         "-o", "BatchMode=no",
+        # VERBOSE makes ssh say 'Authenticated using "publickey" with partial
+        # success', how rvssh knows a second factor is what is missing.
+        "-o", "LogLevel=VERBOSE",
     ]
     if not auth.use_agent:
         argv += ["-o", "IdentityAgent=none"]
     if auth.key_file is not None:
         argv += ["-i", str(auth.key_file)]
-    if not auth.password_allowed:
-        # Fail fast instead of waiting at a prompt nobody will answer.
-        argv += ["-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"]
     return argv + target.destination_args()
 
 
@@ -102,7 +79,7 @@ def _mux_options(control_path: Path) -> list[str]:
     # ProxyCommand=false: if the master is gone, ssh would otherwise quietly
     # open a fresh connection (new login, prompts); this makes it fail instead.
     return [
-        "-o", f"ControlPath={_quote_for_ssh_config(str(control_path))}",
+        "-o", f"ControlPath={quote_config_value(str(control_path))}",
         "-o", "ControlMaster=no",
         "-o", "ProxyCommand=false",
         "-o", "BatchMode=yes",
@@ -114,13 +91,13 @@ def build_control_argv(common: SshCommon, target: Target, control_path: Path, co
     return common.base() + _mux_options(control_path) + ["-O", command] + target.destination_args()
 
 
-def build_exec_argv(common: SshCommon, target: Target, control_path: Path, remote_command: str) -> list[str]:
-    """Build the argv that runs ``remote_command`` over the master, without a tty.
+def build_exec_argv(common: SshCommon, target: Target, control_path: Path) -> list[str]:
+    """Build the argv that runs a program sent on stdin over the master, without a tty.
 
-    ``remote_command`` must already be a safely quoted shell string (see
-    rvssh/ssh/exec.py).
+    The remote command is always ``/bin/sh -s``: the login shell, whatever it
+    is, only sees plain words; everything else travels on stdin.
     """
-    return common.base() + ["-T"] + _mux_options(control_path) + target.destination_args() + [remote_command]
+    return common.base() + ["-T"] + _mux_options(control_path) + target.destination_args() + list(REMOTE_COMMAND)
 
 
 def forward_spec(local_port: int, remote_port: int) -> str:
@@ -140,3 +117,13 @@ def build_forward_argv(
         + ["-O", operation, "-L", forward_spec(local_port, remote_port)]
         + target.destination_args()
     )
+
+
+def build_resolve_argv(common: SshCommon, host: str, port: int | None, username: str | None) -> list[str]:
+    """Build ``ssh -G`` for a destination: what ssh would use for it after reading the config."""
+    argv = common.base() + ["-G"]
+    if username:
+        argv += ["-l", username]
+    if port is not None:
+        argv += ["-p", str(port)]
+    return argv + ["--", host]

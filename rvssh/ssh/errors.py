@@ -8,8 +8,12 @@ status codes lives in ``rvssh/http/errors.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rvssh.errors import RvsshError
+
+if TYPE_CHECKING:
+    from rvssh.ssh.prompts import Prompt
 
 
 class SshError(RvsshError):
@@ -26,6 +30,18 @@ class ConnectError(SshError):
 
 class AuthenticationError(SshError):
     """The server refused our credentials. Never retried (account lockout)."""
+
+
+class AuthPromptError(AuthenticationError):
+    """The server asked questions the request cannot answer (a second factor, a password).
+
+    ``prompts`` are the questions to answer with ``responses`` on the retry,
+    in order; the handshake stopped at the last one.
+    """
+
+    def __init__(self, message: str, prompts: list[Prompt]) -> None:
+        super().__init__(message)
+        self.prompts = prompts
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,10 @@ class HostKeyError(SshError):
         self.reason = reason
         self.presented = presented
         self.expected = expected
+
+
+class SshCommandError(SshError):
+    """An OpenSSH program could not run or did not finish (missing, timed out, wedged master)."""
 
 
 class MasterGoneError(SshError):

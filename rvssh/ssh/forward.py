@@ -7,14 +7,19 @@ failed".
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 from pathlib import Path
 from typing import Callable
 
 from rvssh.ssh.argv import SshCommon, build_forward_argv
-from rvssh.ssh.errors import ForwardError, PortInUseError
+from rvssh.ssh.errors import ForwardError, PortInUseError, SshCommandError
+from rvssh.ssh.process import run_command
 from rvssh.ssh.target import Target
+
+log = logging.getLogger(__name__)
+FORWARD_TIMEOUT = 10.0
 
 
 def pick_free_local_port() -> int:
@@ -51,18 +56,23 @@ class Forwarder:
         """
         result = self._run(target, "forward", local_port, remote_port)
         if result.returncode == 0:
+            log.info("forwarding 127.0.0.1:%d to %s's 127.0.0.1:%d", local_port, target.connection_id, remote_port)
             return
-        message = result.stderr.strip()
+        message = result.stderr.decode("utf-8", "replace").strip()
         if "Port forwarding failed" in message:
             raise PortInUseError(f"Local port {local_port} is already in use")
         raise ForwardError(f"SSH tunnel failed: {message or 'ssh -O forward failed'}")
 
     def cancel(self, target: Target, local_port: int, remote_port: int) -> bool:
         """Remove the forward; return whether the master accepted the cancel."""
-        return self._run(target, "cancel", local_port, remote_port).returncode == 0
+        cancelled = self._run(target, "cancel", local_port, remote_port).returncode == 0
+        if cancelled:
+            log.info("stopped forwarding 127.0.0.1:%d to %s", local_port, target.connection_id)
+        return cancelled
 
-    def _run(self, target: Target, operation: str, local_port: int, remote_port: int) -> subprocess.CompletedProcess[str]:
+    def _run(self, target: Target, operation: str, local_port: int, remote_port: int) -> subprocess.CompletedProcess[bytes]:
         argv = build_forward_argv(self._common, target, self._control_path(target), operation, local_port, remote_port)
-        return subprocess.run(
-            argv, env=self._env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, check=False
-        )
+        try:
+            return run_command(argv, env=self._env, timeout=FORWARD_TIMEOUT)
+        except SshCommandError as ex:
+            raise ForwardError(f"SSH tunnel failed: {ex.message}") from ex

@@ -1,10 +1,12 @@
 """Turn a failed host-key check into the data of the 409 answer.
 
-ssh runs our KnownHostsCommand with the key the server presented (see
-argv.known_hosts_command); the capture file therefore holds the key ssh
-actually negotiated, not whatever a separate keyscan would pick. For a
-changed key, ssh names the offending known_hosts line, which gives the
-expected key.
+ssh runs our KnownHostsCommand with the key each host of the route presented
+(see sshconfig.known_hosts_command); the capture file therefore holds the
+keys ssh actually negotiated, hop by hop, not whatever a separate keyscan
+would pick. ssh names the host it refused ("No ED25519 host key is known for
+[bastion]:2222", "Host key for gpu has changed"), which picks the captured
+key of that hop. For a changed key, the expected key is the stored key of
+the presented key's type (see stored_keys.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Callable
 
 from rvssh.ssh.errors import HostKey, HostKeyError
 
-_OFFENDING = re.compile(r"Offending \S+ key in (?P<file>.+):(?P<line>\d+)")
 _CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking")
+# The host (as looked up, %H) that ssh refused: a hop of a ProxyJump route or the target.
+_REFUSED_HOST = re.compile(r"host key is known for (?P<unknown>\S+) and|Host key for (?P<changed>\S+) has changed")
 
 
 def parse_known_hosts_host(field: str) -> tuple[str, int]:
@@ -39,34 +42,30 @@ def parse_known_hosts_host(field: str) -> tuple[str, int]:
     return field, 22
 
 
-def read_presented_key(capture_file: Path) -> tuple[str, str, str] | None:
-    """Return (known_hosts_host, key_type, base64) of the last key ssh checked."""
+def refused_host(output: str) -> str | None:
+    """Return the known_hosts host ssh says it refused, if its output names one."""
+    match = _REFUSED_HOST.search(output)
+    return (match.group("unknown") or match.group("changed")) if match else None
+
+
+def read_presented_key(capture_file: Path, host: str | None = None) -> tuple[str, str, str] | None:
+    """Return (known_hosts_host, key_type, base64) of the key ssh refused.
+
+    Args:
+        capture_file: what our KnownHostsCommand appended, one check per line.
+        host: the refused host as ssh named it; None takes the last key checked
+            (ssh stops at the first refusal, so that is the refused one).
+    """
     try:
         lines = capture_file.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return None
     for line in reversed(lines):
         fields = line.split()
-        # Fields: %H %p %t %K. The first call of a connection has type NONE.
-        if len(fields) == 4 and fields[2] != "NONE":
+        # Fields: %H %p %t %K. The first call for each host has type NONE.
+        if len(fields) == 4 and fields[2] != "NONE" and host in (None, fields[0]):
             return fields[0], fields[2], fields[3]
-    return None
-
-
-def _read_offending_key(output: str) -> tuple[str, str] | None:
-    match = _OFFENDING.search(output)
-    if not match:
-        return None
-    try:
-        lines = Path(match.group("file")).read_text(encoding="utf-8", errors="replace").splitlines()
-        fields = lines[int(match.group("line")) - 1].split()
-    except (OSError, IndexError):
-        return None
-    if fields and fields[0].startswith("@"):
-        fields = fields[1:]
-    if len(fields) >= 3:
-        return fields[1], fields[2]
-    return None
+    return None if host is None else read_presented_key(capture_file)
 
 
 def build_host_key_error(
@@ -81,12 +80,13 @@ def build_host_key_error(
         output: what ssh printed before it exited.
         capture_file: the file our KnownHostsCommand appended to.
         fingerprint: computes ``SHA256:...`` of a ``type base64`` line (ssh-keygen -lf).
-        find_stored: looks up the managed known_hosts key of a type for host, port.
+        find_stored: looks up the stored key of a type for (known_hosts host, port),
+            in rvssh's known_hosts and then the user's.
 
     Returns:
         None when nothing was captured (then the caller reports a plain failure).
     """
-    presented = read_presented_key(capture_file)
+    presented = read_presented_key(capture_file, refused_host(output))
     if presented is None:
         return None
     known_hosts_host, key_type, key_base64 = presented
@@ -96,13 +96,10 @@ def build_host_key_error(
         return HostKeyError(
             host=host, port=port, known_hosts_host=known_hosts_host, reason="unknown", presented=presented_key
         )
-    # The offending line is exactly what ssh compared against (it may be in
-    # the user's own known_hosts); our managed file is the fallback.
-    offending = _read_offending_key(output)
-    if offending is not None:
-        expected: HostKey | None = HostKey(offending[0], offending[1], fingerprint(f"{offending[0]} {offending[1]}"))
-    else:
-        expected = find_stored(host, port, key_type)
+    # The stored key of the presented type, as the reference reports it. Not
+    # ssh's "Offending <type> key" line: it names the first key ssh found for
+    # the host, which may be of another type (an RSA line before the ED25519 one).
+    expected = find_stored(known_hosts_host, port, key_type)
     return HostKeyError(
         host=host,
         port=port,

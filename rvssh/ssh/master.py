@@ -4,14 +4,21 @@ A master is started with ``-f`` and ``ControlPersist=yes``: ssh returns once
 authentication is done and the master keeps running on its own, so it
 outlives the rvssh worker that started it. Its control socket lives in our
 own 0700 directory, named by a hash of the connection_id.
+
+Prompts are data: each one becomes a :class:`~rvssh.ssh.prompts.Prompt` and
+an :class:`~rvssh.ssh.answers.Answerer` says what to type, or that it cannot
+(then the handshake stops and the caller hears what was asked).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
+import secrets
+import shlex
 import shutil
 import signal
 import stat
@@ -23,42 +30,43 @@ from typing import Callable
 
 import pexpect
 
+from rvssh.files import make_private_dir
+from rvssh.ssh.answers import Answerer
 from rvssh.ssh.argv import MasterAuth, SshCommon, build_control_argv, build_master_argv
-from rvssh.ssh.errors import AuthenticationError, ConnectError, HostKey
+from rvssh.ssh.errors import AuthenticationError, AuthPromptError, ConnectError, HostKey, SshCommandError
 from rvssh.ssh.hostkeys import build_host_key_error
-from rvssh.ssh.prompts import FailureKind, PromptKind, PROMPT_PATTERN, classify, classify_failure, summarize_ssh_output
+from rvssh.ssh.process import run_command
+from rvssh.ssh.prompts import (
+    PARTIAL_SUCCESS,
+    PROMPT_PATTERN,
+    FailureKind,
+    Prompt,
+    PromptKind,
+    classify_failure,
+    classify_prompt,
+    summarize_ssh_output,
+    transcript_tail,
+)
+from rvssh.ssh.sshconfig import SshConfigFiles
 from rvssh.ssh.target import Target
 
-_MASTER_PID = re.compile(r"Master running \(pid=(\d+)\)")
+log = logging.getLogger(__name__)
+
+_MASTER_PID = re.compile(rb"Master running \(pid=(\d+)\)")
+CONTROL_TIMEOUT = 10.0
+# A Unix socket path must fit sun_path (104 bytes on macOS); ssh first binds
+# "<ControlPath>.<16 random chars>".
+SUN_PATH_BUDGET = 104
+_MASK = "**********"
 
 
 @dataclass(frozen=True)
-class Secrets:
-    """What may be typed at ssh's prompts. Never logged, never in argv or env."""
+class Handshake:
+    """What one master start printed and how it ended (the transcript holds no secret)."""
 
-    password: str | None = None
-    passphrase: str | None = None
-
-
-def ssh_environment(base: dict[str, str]) -> dict[str, str]:
-    """Return the environment for ssh: prompts on our pty, messages in English."""
-    env = dict(base)
-    # APPSEC: never let an askpass helper (or DISPLAY) take a prompt from us.
-    env["SSH_ASKPASS_REQUIRE"] = "never"
-    env["LC_ALL"] = "C"
-    return env
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` with mode 0700, or check an existing one is ours and private."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
-        info = path.stat()
-        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-            raise ConnectError(f"Connection failed: {path} must be a private directory of this user")
-    return path
+    status: int
+    transcript: str
+    partial_success: str | None
 
 
 def _ignore_sighup() -> None:
@@ -72,12 +80,35 @@ def _ignore_sighup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+class _Transcript(io.StringIO):
+    """ssh's output as read from the pty, with every answer we typed masked out.
+
+    APPSEC: an answer to a question with echo on comes back through the pty;
+    it is masked before anything reads the transcript.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._typed: list[str] = []
+
+    def remember_typed(self, value: str) -> None:
+        if value:
+            self._typed.append(value)
+
+    def text(self) -> str:
+        value = self.getvalue()
+        for typed in sorted(self._typed, key=len, reverse=True):
+            value = value.replace(typed, _MASK)
+        return value
+
+
 class MasterController:
     """Start, check and end ControlMasters; knows nothing of HTTP."""
 
     def __init__(
         self,
         common: SshCommon,
+        config_files: SshConfigFiles,
         control_dir: Path,
         scratch_dir: Path,
         connect_timeout: float,
@@ -86,12 +117,13 @@ class MasterController:
         environ: dict[str, str],
     ) -> None:
         self._common = common
+        self._config_files = config_files
         self._control_dir = control_dir
         self._scratch_dir = scratch_dir
         self._connect_timeout = connect_timeout
         self._fingerprint = fingerprint
         self._find_stored_key = find_stored_key
-        self._env = ssh_environment(environ)
+        self._env = environ
 
     def control_path(self, target: Target) -> Path:
         """Return the control socket path of ``target`` (40 hex chars, fits sun_path).
@@ -103,9 +135,12 @@ class MasterController:
         return self._control_dir / name
 
     def check(self, target: Target) -> int | None:
-        """Return the master's pid when ``ssh -O check`` says it is running, else None."""
-        path = self.control_path(target)
-        if not path.exists():
+        """Return the master's pid when ``ssh -O check`` says it is running, else None.
+
+        Raises:
+            SshCommandError: ssh could not run or the master did not answer in time.
+        """
+        if not self.control_path(target).exists():
             return None
         result = self._run_control(target, "check")
         match = _MASTER_PID.search(result.stderr)
@@ -115,7 +150,10 @@ class MasterController:
         """Ask the master to exit; return whether one was running."""
         if not self.control_path(target).exists():
             return False
-        return self._run_control(target, "exit").returncode == 0
+        ended = self._run_control(target, "exit").returncode == 0
+        if ended:
+            log.info("ended the master of %s", target.connection_id)
+        return ended
 
     def remove_stale_socket(self, target: Target) -> None:
         """Remove a control socket no master answers on.
@@ -130,46 +168,51 @@ class MasterController:
         except FileNotFoundError:
             return
         if stat.S_ISSOCK(info.st_mode) and info.st_uid == os.getuid() and self.check(target) is None:
+            log.info("removing the stale control socket of %s", target.connection_id)
             path.unlink(missing_ok=True)
 
-    def start(self, target: Target, auth: MasterAuth, secrets: Secrets) -> int:
+    def start(self, target: Target, auth: MasterAuth, answerer: Answerer, connect_timeout: float | None = None) -> int:
         """Start the master for ``target`` and return its pid.
 
         Raises:
-            HostKeyError: the host key is unknown or changed (the 409 flow).
+            HostKeyError: a host of the route has an unknown or changed key (the 409 flow).
+            AuthPromptError: the server asked something ``answerer`` cannot answer.
             AuthenticationError: the server refused us; nothing is retried.
             ConnectError: refused, unknown host, timeout or any other failure.
         """
-        ensure_private_dir(self._control_dir)
-        ensure_private_dir(self._scratch_dir)
+        make_private_dir(self._control_dir)
+        make_private_dir(self._scratch_dir)
         control_path = self.control_path(target)
-        if len(os.fsencode(str(control_path))) + 17 >= 104:
+        if len(os.fsencode(str(control_path))) + 17 >= SUN_PATH_BUDGET:
             raise ConnectError(f"Connection failed: control socket path too long: {control_path} (set a shorter --state-dir)")
-        capture_file = self._scratch_dir / f"hostkey-{os.getpid()}-{time.monotonic_ns()}"
+        timeout = connect_timeout or self._connect_timeout
+        capture_file = self._scratch_dir / f"hostkey-{secrets.token_hex(6)}"
+        config_file = self._config_files.for_master_start(capture_file)
         argv = build_master_argv(
-            self._common,
-            target,
-            control_path=control_path,
-            capture_file=capture_file,
-            auth=auth,
-            connect_timeout=self._connect_timeout,
+            self._common, target, config_file=config_file, control_path=control_path, auth=auth, connect_timeout=timeout
         )
+        log.debug("starting the master of %s: %s", target.connection_id, shlex.join(argv))
         try:
-            status, output = self._drive(argv, secrets)
-            if status != 0:
-                raise self._failure(output, capture_file)
+            handshake = self._drive(argv, answerer, timeout)
+            if handshake.status != 0:
+                error = self._failure(handshake, capture_file, answerer)
+                log.info("the master of %s did not start: %s; ssh said: %s",
+                         target.connection_id, error.message, transcript_tail(handshake.transcript))
+                raise error
         finally:
             capture_file.unlink(missing_ok=True)
+            config_file.unlink(missing_ok=True)
         pid = self.check(target)
         if pid is None:
             raise ConnectError("Connection failed: ssh authenticated but no master answers on its control socket")
+        log.info("the master of %s is up (pid %d)", target.connection_id, pid)
         return pid
 
-    def _drive(self, argv: list[str], secrets: Secrets) -> tuple[int, str]:
-        """Run ssh on a pty, answer its prompts once each, return (status, output)."""
-        transcript = io.StringIO()
+    def _drive(self, argv: list[str], answerer: Answerer, timeout: float) -> Handshake:
+        """Run ssh on a pty and answer its prompts, each at most once."""
         if shutil.which(argv[0], path=self._env.get("PATH")) is None:
             raise ConnectError(f"Connection failed: the ssh client '{argv[0]}' was not found (install openssh-client)")
+        transcript = _Transcript()
         child = pexpect.spawn(
             argv[0],
             argv[1:],
@@ -182,19 +225,20 @@ class MasterController:
         # APPSEC: only what ssh prints is recorded (logfile_read), never what we send.
         child.logfile_read = transcript
         # A backstop past ssh's own ConnectTimeout, which words its failure better.
-        deadline = time.monotonic() + self._connect_timeout + min(5.0, self._connect_timeout)
-        answered: set[PromptKind] = set()
+        deadline = time.monotonic() + timeout + min(5.0, timeout)
+        answered: set[str] = set()
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ConnectError(f"Connection failed: timed out after {self._connect_timeout:g} s")
+                    raise ConnectError(f"Connection failed: timed out after {timeout:g} s")
                 index = child.expect([PROMPT_PATTERN, pexpect.EOF, pexpect.TIMEOUT], timeout=remaining)
                 if index == 1:
                     break
                 if index == 2:
                     continue
-                self._answer(child, classify(child.after or ""), secrets, answered)
+                prompt = classify_prompt(child.after or "", echo=child.getecho())
+                self._answer(child, prompt, answerer, answered, transcript)
             # PERF: ssh has exited (EOF); reap it now instead of close()'s fixed
             # 0.1 s pause before it checks the child.
             child.ptyproc.delayafterclose = 0
@@ -203,51 +247,62 @@ class MasterController:
         finally:
             if child.isalive():
                 child.close(force=True)
+        text = transcript.text()
+        partial = PARTIAL_SUCCESS.search(text)
         status = child.exitstatus if child.exitstatus is not None else 255
-        return status, transcript.getvalue()
+        return Handshake(status, text, partial.group("method") if partial else None)
 
     @staticmethod
-    def _answer(child: pexpect.spawn, kind: PromptKind | None, secrets: Secrets, answered: set[PromptKind]) -> None:
-        """Answer one prompt, or stop with the reason we cannot."""
-        if kind is PromptKind.PASSWORD:
-            # APPSEC: a second password prompt means the first was wrong. Never
-            # send it again (account lockout).
-            if secrets.password is None or PromptKind.PASSWORD in answered:
-                raise AuthenticationError("Connection failed: Permission denied (password refused)")
-            answered.add(kind)
-            child.sendline(secrets.password)
-        elif kind is PromptKind.PASSPHRASE:
-            if secrets.passphrase is None or PromptKind.PASSPHRASE in answered:
-                # An empty answer makes ssh skip this key and try the next method.
-                child.sendline("")
-            else:
-                answered.add(kind)
-                child.sendline(secrets.passphrase)
-        elif kind is PromptKind.HOST_KEY_QUESTION:
-            # APPSEC: nothing is ever trusted automatically (a ProxyJump hop
-            # asks here: its key belongs in the user's own known_hosts).
-            child.sendline("no")
-        else:
-            lines = (child.after or "").replace("\r", "").strip().splitlines()
-            prompt = lines[-1][:120] if lines else "?"
-            raise AuthenticationError(
-                f"Connection failed: the server asks '{prompt}', an interactive prompt rvssh cannot answer"
-            )
+    def _answer(
+        child: pexpect.spawn, prompt: Prompt, answerer: Answerer, answered: set[str], transcript: _Transcript
+    ) -> None:
+        """Type the answer to one prompt, or stop with what was asked."""
+        # APPSEC: the same question twice means the first answer was refused
+        # (a password, a one-time code): never send anything again (lockout).
+        if prompt.line in answered and prompt.kind is not PromptKind.PASSPHRASE:
+            raise AuthenticationError(f"Connection failed: Permission denied (the answer to '{prompt.text}' was refused)")
+        answer = answerer.answer(prompt)
+        if answer is None:
+            partial = PARTIAL_SUCCESS.search(transcript.text())
+            raise AuthPromptError(_prompt_message(prompt, partial.group("method") if partial else None),
+                                  answerer.questions())
+        answered.add(prompt.line)
+        value = answer.get_secret_value()
+        transcript.remember_typed(value)
+        child.sendline(value)
 
-    def _failure(self, output: str, capture_file: Path) -> Exception:
+    def _failure(self, handshake: Handshake, capture_file: Path, answerer: Answerer) -> Exception:
+        output = handshake.transcript
         kind = classify_failure(output)
         summary = summarize_ssh_output(output)
         if kind is FailureKind.HOST_KEY:
             error = build_host_key_error(output, capture_file, self._fingerprint, self._find_stored_key)
-            if error is not None:
-                return error
-            return ConnectError(f"Connection failed: {summary}")
+            return error if error is not None else ConnectError(f"Connection failed: {summary}")
         if kind is FailureKind.AUTH:
+            skipped = answerer.skipped_passphrase
+            if skipped is not None:
+                return AuthPromptError(f"The key needs its passphrase: {skipped.text}", [skipped])
+            if handshake.partial_success:
+                return AuthenticationError(
+                    f"Connection failed: the server accepted the {handshake.partial_success} "
+                    f"but refused the second factor ({summary})"
+                )
             return AuthenticationError(f"Connection failed: {summary}")
         return ConnectError(f"Connection failed: {summary}")
 
-    def _run_control(self, target: Target, command: str) -> subprocess.CompletedProcess[str]:
+    def _run_control(self, target: Target, command: str) -> subprocess.CompletedProcess[bytes]:
         argv = build_control_argv(self._common, target, self.control_path(target), command)
-        return subprocess.run(
-            argv, env=self._env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, check=False
-        )
+        try:
+            return run_command(argv, env=self._env, timeout=CONTROL_TIMEOUT)
+        except SshCommandError as ex:
+            raise SshCommandError(f"The master of {target.connection_id} does not answer: {ex.message}") from ex
+
+
+def _prompt_message(prompt: Prompt, partial_method: str | None) -> str:
+    """Return the plain-words message of a question the request could not answer."""
+    if partial_method is not None:
+        return f"A second factor is needed: the server accepted the {partial_method} and asks: {prompt.text}"
+    if prompt.asks_password:
+        return f"The server asks for a password: {prompt.text}"
+    return f"The server asks: {prompt.text}"
+

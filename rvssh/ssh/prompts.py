@@ -1,44 +1,79 @@
-"""Classify what ssh prints on its terminal, as data.
+"""What ssh prints on its terminal, as data: prompts and failures.
 
-A table of (regex, kind) feeds :func:`classify`; the pexpect loop in
-master.py dispatches on the kind, never on a position in a list.
+A table of (regex, kind) feeds :func:`classify_prompt`; the pexpect loop in
+master.py hands each :class:`Prompt` to an answerer (``ssh/answers.py``) and
+never branches on a position in a list.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 
 
 class PromptKind(enum.Enum):
+    """Who asks: ssh itself (password, passphrase, host key) or the server (keyboard-interactive)."""
+
     PASSWORD = "password"
     PASSPHRASE = "passphrase"
     HOST_KEY_QUESTION = "host_key_question"
-    KEYBOARD_INTERACTIVE = "keyboard_interactive"
+    KEYBOARD_INTERACTIVE = "keyboard-interactive"
 
 
-# Order matters: the first match wins.
+@dataclass(frozen=True)
+class Prompt:
+    """One question on ssh's terminal.
+
+    Attributes:
+        kind: who asks.
+        line: the whole prompt line as ssh printed it; the same line twice
+            means the first answer was refused.
+        text: what to show a person: the server's own words for a
+            keyboard-interactive question (without ssh's ``(user@host)``
+            prefix), else the line.
+        echo: whether the terminal echoes the answer (a keyboard-interactive
+            question may ask for something that is not secret).
+    """
+
+    kind: PromptKind
+    line: str
+    text: str
+    echo: bool = False
+
+    @property
+    def asks_password(self) -> bool:
+        """Whether this asks for the account's password (ssh's prompt, or PAM's via keyboard-interactive)."""
+        return self.kind is PromptKind.PASSWORD or (
+            self.kind is PromptKind.KEYBOARD_INTERACTIVE and _PAM_PASSWORD.fullmatch(self.text) is not None
+        )
+
+
+# Any line ssh left unfinished on the terminal that ends like a question: a
+# prompt waiting for an answer (ssh ends every message with a newline).
+PROMPT_PATTERN = re.compile(r"[^\r\n]*[:?][ \t]*\Z")
+
+# OpenSSH >= 8.4 prefixes keyboard-interactive questions with "(user@host) ".
+_KBD_PREFIX = re.compile(r"\((?P<who>[^()\s]+@[^()\s]+)\) (?P<text>.*)\Z")
+_PAM_PASSWORD = re.compile(r"(?i)\s*(?:\S+'s\s+)?password(?:\s+for\s+\S+)?\s*:\s*")
+
+# Order matters: the first match wins; anything else that ends like a
+# question is a keyboard-interactive question of the server.
 PROMPT_TABLE: tuple[tuple[re.Pattern[str], PromptKind], ...] = (
-    (re.compile(r"Enter passphrase for (?:key )?[^\n]*:[ \t]*\Z"), PromptKind.PASSPHRASE),
-    (re.compile(r"Are you sure you want to continue connecting[^\n]*\?[ \t]*\Z"), PromptKind.HOST_KEY_QUESTION),
-    (re.compile(r"(?i:password)(?: for [^:\n]*)?:[ \t]*\Z"), PromptKind.PASSWORD),
-    (
-        re.compile(r"(?i:verification code|one-time|otp|passcode|token|pin)[^:\n]*:[ \t]*\Z"),
-        PromptKind.KEYBOARD_INTERACTIVE,
-    ),
+    (re.compile(r"^Enter (?:passphrase|PIN) for [^\n]*:[ \t]*\Z"), PromptKind.PASSPHRASE),
+    (re.compile(r"continue connecting[^\n]*\?[ \t]*\Z"), PromptKind.HOST_KEY_QUESTION),
+    (re.compile(r"^[^\s()]+@[^\s()]+'s password:[ \t]*\Z"), PromptKind.PASSWORD),
 )
 
-# One regex that finds the end of any prompt in a pexpect buffer.
-PROMPT_PATTERN = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in PROMPT_TABLE))
 
-
-def classify(text: str) -> PromptKind | None:
-    """Return the kind of prompt ``text`` (the last line ssh printed) ends with."""
-    last_line = text.replace("\r", "").rsplit("\n", 1)[-1]
+def classify_prompt(text: str, echo: bool = False) -> Prompt:
+    """Return the prompt that ``text`` (what ssh printed so far) ends with."""
+    line = text.replace("\r", "").rsplit("\n", 1)[-1].strip()
     for pattern, kind in PROMPT_TABLE:
-        if pattern.search(last_line):
-            return kind
-    return None
+        if pattern.search(line):
+            return Prompt(kind, line, line, echo)
+    match = _KBD_PREFIX.match(line)
+    return Prompt(PromptKind.KEYBOARD_INTERACTIVE, line, match.group("text") if match else line, echo)
 
 
 class FailureKind(enum.Enum):
@@ -53,6 +88,8 @@ FAILURE_TABLE: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
     (re.compile(r"Permission denied|Too many authentication failures|Authentication failed"), FailureKind.AUTH),
 )
 
+PARTIAL_SUCCESS = re.compile(r'Authenticated using "(?P<method>[^"]+)" with partial success')
+
 
 def classify_failure(output: str) -> FailureKind:
     """Return what kind of failure ssh's output describes (CONNECT by default)."""
@@ -62,20 +99,29 @@ def classify_failure(output: str) -> FailureKind:
     return FailureKind.CONNECT
 
 
+# Lines that say nothing about why ssh failed (LogLevel VERBOSE progress included).
 _NOISE = re.compile(
-    r"^(?:Warning: Permanently added|debug\d|Pseudo-terminal|@+$|\s*$)"
+    r"^(?:Warning: Permanently added|debug\d|Pseudo-terminal|Authenticated (?:to|using)|Transferred: |"
+    r"Bytes per second|Killed by signal|Connection to .* closed\.|@+$|\s*$)"
 )
 
 
-def summarize_ssh_output(output: str, limit: int = 300) -> str:
-    """Return ssh's last meaningful line(s), stripped of prompts and noise.
-
-    APPSEC: ssh's own output never contains what we typed (the tty does not
-    echo secrets), so this is safe to show.
-    """
+def meaningful_lines(output: str) -> list[str]:
+    """Return ssh's lines that explain something, without prompts, progress or noise."""
     lines = [line.strip() for line in output.replace("\r", "").split("\n")]
-    useful = [line for line in lines if line and not _NOISE.match(line) and classify(line) is None]
-    if not useful:
-        return "ssh exited without a message"
-    text = useful[-1]
-    return text[-limit:]
+    return [line for line in lines if line and not _NOISE.match(line) and not PROMPT_PATTERN.fullmatch(line)]
+
+
+def summarize_ssh_output(output: str, limit: int = 300) -> str:
+    """Return ssh's last meaningful line.
+
+    APPSEC: call it on a transcript scrubbed of what was typed (master.py
+    does); ssh itself never prints a secret.
+    """
+    useful = meaningful_lines(output)
+    return useful[-1][-limit:] if useful else "ssh exited without a message"
+
+
+def transcript_tail(output: str, lines: int = 12) -> str:
+    """Return the last meaningful lines of a transcript, for the log."""
+    return " | ".join(meaningful_lines(output)[-lines:])

@@ -47,15 +47,26 @@ class Target:
         return args + ["--", self.host]
 
 
-def make_target(host: str, port: int, username: str) -> Target:
-    """Validate request strings and return a Target, or raise InvalidTargetError."""
+def check_host(host: str) -> str:
+    """Return ``host`` if ssh may be given it, else raise InvalidTargetError."""
     if not host or not _HOST_RE.fullmatch(host):
         raise InvalidTargetError(f"Invalid host: {host!r}")
-    if not username or not _USER_RE.fullmatch(username):
-        raise InvalidTargetError(f"Invalid username: {username!r}")
+    return host
+
+
+def check_port(port: int) -> int:
+    """Return ``port`` if it is a TCP port, else raise InvalidTargetError."""
     if not 1 <= port <= 65535:
         raise InvalidTargetError(f"Invalid port: {port}")
-    return Target(host=host, port=port, username=username)
+    return port
+
+
+def make_target(host: str, port: int, username: str) -> Target:
+    """Validate request strings and return a Target, or raise InvalidTargetError."""
+    check_host(host)
+    if not username or not _USER_RE.fullmatch(username):
+        raise InvalidTargetError(f"Invalid username: {username!r}")
+    return Target(host=host, port=check_port(port), username=username)
 
 
 def parse_connection_id(connection_id: str) -> Target:

@@ -398,51 +398,6 @@ class KnownHostsStore:
         lines = self._read_lines("Failed to list known_hosts")
         return [entry for line in lines for entry in entries_from_line(line)]
 
-    def keys_for(self, host: str, port: int) -> list[HostKey]:
-        """Return the stored keys for a host and port, in file order.
-
-        Args:
-            host: The host as the user gave it.
-            port: The TCP port.
-
-        Returns:
-            One key per matching plain line (hashed hosts included, marker
-            lines and undecodable keys excluded).
-
-        Raises:
-            StoreError: The file exists but cannot be read.
-        """
-        target = format_known_hosts_host(host, port)
-        keys = []
-        for line in self._read_lines("Failed to read known_hosts"):
-            parsed = parse_known_hosts_line(line)
-            if parsed is None or not _matches(parsed, target, None):
-                continue
-            blob = decode_key_base64(parsed.key_base64)
-            if blob is not None:
-                keys.append(
-                    HostKey(
-                        parsed.key_type, parsed.key_base64, fingerprints.fingerprint_sha256(blob)
-                    )
-                )
-        return keys
-
-    def find_key(self, host: str, port: int, key_type: str) -> HostKey | None:
-        """Return the stored key of one type for a host, for a "changed" 409.
-
-        Args:
-            host: The host as the user gave it.
-            port: The TCP port.
-            key_type: The key type ssh was offered, e.g. ``ssh-ed25519``.
-
-        Returns:
-            The first stored key of that type, or None.
-
-        Raises:
-            StoreError: The file exists but cannot be read.
-        """
-        return next((key for key in self.keys_for(host, port) if key.key_type == key_type), None)
-
     def accept(
         self, host: str, port: int, key_type: str, public_key: str, fingerprint_sha256: str
     ) -> bool:

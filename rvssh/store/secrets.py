@@ -1,41 +1,50 @@
-"""Where the secrets of saved connections live: the OS keyring, else a private file.
+"""Saved secrets at rest: sealed with Fernet under one key per state directory.
 
-A secret is addressed by the saved server's id and a slot (``password``,
-``passphrase`` or ``private_key``). Vaults never list their content: the
-saved-connections file keeps the index of which slots are filled.
+A sealed secret is a Fernet token (AES-128-CBC with an HMAC-SHA256, from the
+``cryptography`` package), stored beside the entry it belongs to. The key is
+kept apart from the tokens:
+
+- in the OS keyring when one is usable: service ``rvssh:<state dir>``, user
+  ``saved-secrets-key``;
+- else in ``<state dir>/saved_secrets.key``, mode 0600, created on first use.
+
+APPSEC: this keeps secrets out of a copied or backed-up state directory
+(without the keyring, or without the key file), out of a grep and out of a
+pasted file. It does not protect them from a process running as the same
+user, which can read the key file or ask the keyring as rvssh does.
+
+Earlier versions kept secrets in plaintext (``saved_secrets.json``) or one
+keyring entry per secret; :class:`LegacySecrets` reads those once so the
+saved-connections store can seal them and remove the old copies.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from cryptography.fernet import Fernet, InvalidToken
 from keyring import get_keyring
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 from keyring.errors import KeyringError, PasswordDeleteError
 
 from rvssh.errors import StoreError
-from rvssh.store.files import read_json, write_json_atomic
+from rvssh.files import make_private_dir, read_json
 
-SLOTS = ("password", "passphrase", "private_key")
+log = logging.getLogger(__name__)
+
+KEY_FILE = "saved_secrets.key"
+KEYRING_USER = "saved-secrets-key"
+LEGACY_FILE = "saved_secrets.json"
 KEYRING_ADVICE = (
     "run rvssh with --no-save-secrets, or set PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring "
-    "to keep secrets in a private file instead"
+    "to keep the key of saved secrets in a private file instead"
 )
-
-
-class SecretVault(Protocol):
-    """Keeps secrets by (server id, slot) and never lists them."""
-
-    def get(self, server_id: str, slot: str) -> str | None:
-        """Return the secret in ``slot`` of ``server_id``, or None."""
-
-    def put(self, server_id: str, slot: str, value: str) -> None:
-        """Store ``value`` in ``slot`` of ``server_id``."""
-
-    def delete(self, server_id: str, slot: str) -> None:
-        """Forget the secret in ``slot`` of ``server_id`` (no error when absent)."""
 
 
 def keyring_is_usable(backend: KeyringBackend) -> bool:
@@ -47,79 +56,173 @@ def keyring_is_usable(backend: KeyringBackend) -> bool:
     return True
 
 
-class KeyringVault:
-    """Secrets in the OS keyring: service ``rvssh:<state dir>``, user ``<slot>/<server id>``."""
+def keyring_service(state_dir: Path) -> str:
+    """Return the keyring service name of a state directory."""
+    return f"rvssh:{state_dir}"
+
+
+class KeySource(Protocol):
+    """Where the Fernet key of one state directory is kept."""
+
+    def get(self) -> bytes | None:
+        """Return the key, or None when there is none yet."""
+
+    def get_or_create(self) -> bytes:
+        """Return the key, making and keeping a new one when there is none yet."""
+
+
+def _checked(key: bytes, where: str) -> bytes:
+    try:
+        Fernet(key)
+    except ValueError as ex:
+        raise StoreError(f"The key of saved secrets in {where} is damaged; remove it and save the secrets again") from ex
+    return key
+
+
+class FileKey:
+    """The key in its own 0600 file in the 0700 state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def get(self) -> bytes | None:
+        """Return the key in the file, or None when there is no file."""
+        try:
+            return _checked(self._path.read_bytes().strip(), str(self._path))
+        except FileNotFoundError:
+            return None
+        except OSError as ex:
+            raise StoreError(f"Failed to read {self._path}: {ex.strerror}") from ex
+
+    def get_or_create(self) -> bytes:
+        """Return the key in the file, writing a new one atomically when there is none."""
+        existing = self.get()
+        if existing is not None:
+            return existing
+        key = Fernet.generate_key()
+        make_private_dir(self._path.parent)
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(key + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            # A hard link creates the name only if it does not exist yet.
+            os.link(temp_name, self._path)
+        except FileExistsError:
+            # Another process made it first: use that one.
+            return _checked(self._path.read_bytes().strip(), str(self._path))
+        except OSError as ex:
+            raise StoreError(f"Failed to write {self._path}: {ex.strerror}") from ex
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+        log.info("created the key of saved secrets in %s", self._path)
+        return key
+
+
+class KeyringKey:
+    """The key in the OS keyring, under the state directory's service name."""
 
     def __init__(self, backend: KeyringBackend, service: str) -> None:
         self._backend = backend
         self._service = service
 
-    def get(self, server_id: str, slot: str) -> str | None:
-        """Return the secret in ``slot`` of ``server_id``, or None."""
+    def get(self) -> bytes | None:
+        """Return the key in the keyring, or None when there is none."""
         try:
-            return self._backend.get_password(self._service, f"{slot}/{server_id}")
+            stored = self._backend.get_password(self._service, KEYRING_USER)
         except KeyringError as ex:
-            raise StoreError(f"Failed to read a saved secret from the OS keyring; {KEYRING_ADVICE}") from ex
+            raise StoreError(f"Failed to use the OS keyring for saved secrets; {KEYRING_ADVICE}") from ex
+        return None if stored is None else _checked(stored.encode("ascii", errors="replace"), "the OS keyring")
 
-    def put(self, server_id: str, slot: str, value: str) -> None:
-        """Store ``value`` in ``slot`` of ``server_id``."""
+    def get_or_create(self) -> bytes:
+        """Return the key in the keyring, storing a new one when there is none."""
+        existing = self.get()
+        if existing is not None:
+            return existing
+        key = Fernet.generate_key()
         try:
-            self._backend.set_password(self._service, f"{slot}/{server_id}", value)
+            self._backend.set_password(self._service, KEYRING_USER, key.decode("ascii"))
         except KeyringError as ex:
-            raise StoreError(f"Failed to save a secret in the OS keyring; {KEYRING_ADVICE}") from ex
-
-    def delete(self, server_id: str, slot: str) -> None:
-        """Forget the secret in ``slot`` of ``server_id`` (no error when absent)."""
-        try:
-            self._backend.delete_password(self._service, f"{slot}/{server_id}")
-        except PasswordDeleteError:
-            return
-        except KeyringError as ex:
-            raise StoreError(f"Failed to remove a saved secret from the OS keyring; {KEYRING_ADVICE}") from ex
+            raise StoreError(f"Failed to use the OS keyring for saved secrets; {KEYRING_ADVICE}") from ex
+        log.info("created the key of saved secrets in the OS keyring (service %s)", self._service)
+        return key
 
 
-class FileVault:
-    """Secrets in a 0600 JSON file ``{server id: {slot: secret}}`` in the 0700 state dir.
+class SecretBox:
+    """Seal and open secrets with the key of one state directory.
 
-    The caller holds the saved-connections lock, so reads and writes here
-    never interleave.
+    The key is read for each operation, not kept in memory; callers hold the
+    saved-connections lock, so a first key is made once.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, key_source: KeySource) -> None:
+        self._key_source = key_source
 
-    def _read(self) -> dict[str, dict[str, str]]:
-        document = read_json(self._path, {})
-        if not isinstance(document, dict):
-            return {}
-        return {key: value for key, value in document.items() if isinstance(value, dict)}
+    def seal(self, value: str) -> str:
+        """Return the Fernet token of ``value`` (making the key on first use)."""
+        return Fernet(self._key_source.get_or_create()).encrypt(value.encode("utf-8")).decode("ascii")
 
-    def get(self, server_id: str, slot: str) -> str | None:
-        """Return the secret in ``slot`` of ``server_id``, or None."""
-        value = self._read().get(server_id, {}).get(slot)
-        return value if isinstance(value, str) else None
-
-    def put(self, server_id: str, slot: str, value: str) -> None:
-        """Store ``value`` in ``slot`` of ``server_id``."""
-        document = self._read()
-        document.setdefault(server_id, {})[slot] = value
-        # APPSEC: write_json_atomic creates the file 0600 in a 0700 directory.
-        write_json_atomic(self._path, document)
-
-    def delete(self, server_id: str, slot: str) -> None:
-        """Forget the secret in ``slot`` of ``server_id`` (no error when absent)."""
-        document = self._read()
-        if slot not in document.get(server_id, {}):
-            return
-        del document[server_id][slot]
-        if not document[server_id]:
-            del document[server_id]
-        write_json_atomic(self._path, document)
+    def open(self, token: str) -> str | None:
+        """Return the secret sealed in ``token``, or None when the key cannot open it."""
+        key = self._key_source.get()
+        if key is None:
+            log.warning("a saved secret cannot be opened: the key of saved secrets is gone; save it again")
+            return None
+        try:
+            return Fernet(key).decrypt(token.encode("ascii", errors="replace")).decode("utf-8")
+        except InvalidToken:
+            log.warning("a saved secret cannot be opened with the current key; save it again")
+            return None
 
 
-def choose_vault(state_dir: Path, backend: KeyringBackend | None = None) -> SecretVault:
-    """Return the OS keyring when it is usable, else the private secrets file."""
+def choose_box(state_dir: Path, backend: KeyringBackend | None = None) -> SecretBox:
+    """Return the box of ``state_dir``: its key in the OS keyring when usable, else in a 0600 file."""
     backend = backend if backend is not None else get_keyring()
     if keyring_is_usable(backend):
-        return KeyringVault(backend, service=f"rvssh:{state_dir}")
-    return FileVault(state_dir / "saved_secrets.json")
+        return SecretBox(KeyringKey(backend, keyring_service(state_dir)))
+    return SecretBox(FileKey(state_dir / KEY_FILE))
+
+
+class LegacySecrets:
+    """Secrets as rvssh 0.1 kept them: a plaintext JSON file, or one keyring entry each.
+
+    ``saved_secrets.json`` held ``{server id: {slot: secret}}``; the keyring
+    held user ``<slot>/<server id>`` under the state directory's service.
+    """
+
+    def __init__(self, state_dir: Path, backend: KeyringBackend | None = None) -> None:
+        self.path = state_dir / LEGACY_FILE
+        backend = backend if backend is not None else get_keyring()
+        self._backend = backend if keyring_is_usable(backend) else None
+        self._service = keyring_service(state_dir)
+
+    def read(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the secrets of the (server id, slot) pairs that can still be found."""
+        document = read_json(self.path, {})
+        found: dict[tuple[str, str], str] = {}
+        for server_id, slot in wanted:
+            entry = document.get(server_id) if isinstance(document, dict) else None
+            value = entry.get(slot) if isinstance(entry, dict) else None
+            if value is None and self._backend is not None:
+                try:
+                    value = self._backend.get_password(self._service, f"{slot}/{server_id}")
+                except KeyringError as ex:
+                    raise StoreError(f"Failed to read a saved secret from the OS keyring; {KEYRING_ADVICE}") from ex
+            if isinstance(value, str) and value:
+                found[(server_id, slot)] = value
+        return found
+
+    def forget(self, stored: Iterable[tuple[str, str]]) -> None:
+        """Remove the plaintext file and the old keyring entries (once they are sealed anew)."""
+        self.path.unlink(missing_ok=True)
+        if self._backend is None:
+            return
+        for server_id, slot in stored:
+            try:
+                self._backend.delete_password(self._service, f"{slot}/{server_id}")
+            except PasswordDeleteError:
+                continue
+            except KeyringError as ex:
+                log.warning("could not remove an old keyring entry of rvssh 0.1 (%s/%s): %s", slot, server_id, ex)

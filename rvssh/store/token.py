@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from rvssh.errors import StoreError
-from rvssh.store.files import create_file_once
+from rvssh.files import create_file_once
 
 TOKEN_FILE = "token"
 TOKEN_BYTES = 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +30,7 @@ class Rvssh:
     services: Services
     client: falcon.testing.TestClient
     bed: SshBed
+    restarts: list["Rvssh"] = field(default_factory=list)
 
     def connect_body(self, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -62,9 +63,9 @@ class Rvssh:
 
     def restarted(self) -> "Rvssh":
         """Return a new rvssh on the same state directory (as after a restart)."""
-        services = build_services(self.settings, environ=self.bed.client_env(agent=True))
-        client = falcon.testing.TestClient(create_app(self.settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
-        return Rvssh(self.settings, services, client, self.bed)
+        again = start_rvssh(self.settings, self.bed)
+        self.restarts.append(again)
+        return again
 
 
 def get(rvssh: Rvssh, endpoint: str, **params: Any) -> falcon.testing.Result:
@@ -101,26 +102,48 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def settings_for(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
+    """Return rvssh's settings for a test against ``bed``: quick keepalives and monitor."""
+    values: dict[str, Any] = dict(
+        state_dir=state_dir,
+        ssh_config=bed.ssh_config,
+        user_known_hosts=(str(bed.user_known_hosts),),
+        connect_timeout=8,
+        viewer_ready_timeout=30,
+        server_alive_interval=1,
+        server_alive_count_max=3,
+        monitor_interval=0.2,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def start_rvssh(settings: Settings, bed: SshBed) -> Rvssh:
+    """Build rvssh's services for ``settings`` with its monitor running, and a client for its app."""
+    services = build_services(settings, environ=bed.client_env(agent=True))
+    services.monitor.start()
+    client = falcon.testing.TestClient(create_app(settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
+    return Rvssh(settings, services, client, bed)
+
+
+def stop_rvssh(instance: Rvssh) -> None:
+    """Stop the viewers and masters an rvssh under test started, then its monitor."""
+    for viewer in instance.services.list_viewer_sessions():
+        instance.client.simulate_post("/api/remote/viewer/stop", json={"session_id": viewer.session_id})
+    end_all_masters(instance.services)
+    for service in [instance, *instance.restarts]:
+        service.services.monitor.stop()
+
+
 @pytest.fixture
 def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh configured for the test sshd, with a fresh state directory."""
-    settings = Settings(
-        state_dir=state_dir,
-        ssh_config=sshbed.ssh_config,
-        user_known_hosts=(str(sshbed.user_known_hosts),),
-        connect_timeout=8,
-        viewer_ready_timeout=30,
-    )
     sshbed.user_known_hosts.write_text("")
-    services = build_services(settings, environ=sshbed.client_env(agent=True))
-    client = falcon.testing.TestClient(create_app(settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
-    instance = Rvssh(settings, services, client, sshbed)
+    instance = start_rvssh(settings_for(state_dir, sshbed), sshbed)
     try:
         yield instance
     finally:
-        for viewer in services.list_viewer_sessions():
-            instance.client.simulate_post("/api/remote/viewer/stop", json={"session_id": viewer.session_id})
-        end_all_masters(services)
+        stop_rvssh(instance)
 
 
 @pytest.fixture

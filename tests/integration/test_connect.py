@@ -13,6 +13,7 @@ import falcon.testing
 import pytest
 
 from rvssh.app import create_app
+from rvssh.remote.launcher import build_sh_program
 from rvssh.services.container import build_services
 from tests import callers
 from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh
@@ -26,6 +27,18 @@ def assert_detail_error(result, status: int, starts_with: str = "") -> str:
     assert isinstance(detail, str)
     assert detail.startswith(starts_with), detail
     return detail
+
+
+def assert_auth_prompt(result, kind: str, text: str) -> dict:
+    """Check a 401 AUTH_PROMPT naming one question of ``kind`` whose words contain ``text``."""
+    assert result.status_code == 401, result.text
+    detail = result.json["detail"]
+    assert detail["code"] == "AUTH_PROMPT", detail
+    assert [(prompt["kind"], text in prompt["prompt"]) for prompt in detail["prompts"]] == [(kind, True)], detail
+    return detail
+
+
+REFERENCE_ENTRY_KEYS = ("key", "host", "port", "username", "connected")
 
 
 def master_pids(state_dir: Path) -> list[int]:
@@ -46,10 +59,11 @@ def test_connect_with_key_path_returns_the_reference_body(trusted: Rvssh) -> Non
         "connected": True,
     }
     sessions = trusted.client.simulate_get("/api/remote/sessions").json["sessions"]
-    assert sessions == [
+    assert [{key: entry[key] for key in REFERENCE_ENTRY_KEYS} for entry in sessions] == [
         {"key": f"{bed.user}@{bed.host}:{bed.port}", "host": bed.host, "port": bed.port,
          "username": bed.user, "connected": True}
     ]
+    assert sessions[0]["state"] == "up" and sessions[0]["checked_at"] > 0
 
 
 def test_key_with_passphrase_answers_the_prompt(trusted: Rvssh) -> None:
@@ -59,8 +73,17 @@ def test_key_with_passphrase_answers_the_prompt(trusted: Rvssh) -> None:
 
 def test_wrong_passphrase_is_401(trusted: Rvssh) -> None:
     result = trusted.connect(private_key_path=str(trusted.bed.key_pass), passphrase="wrong")
-    assert_detail_error(result, 401, "Connection failed: ")
+    # ssh gives up on the key and moves on to the server's password: that is what is asked now.
+    assert_auth_prompt(result, "password", "password:")
     assert "wrong" not in result.text
+
+
+def test_a_missing_passphrase_is_named_when_nothing_else_works(trusted: Rvssh) -> None:
+    result = trusted.connect(private_key_path=str(trusted.bed.key_pass), password="not-the-password")
+    assert result.status_code == 401, result.text
+    asked = trusted.connect(private_key_path=str(trusted.bed.key_pass))
+    detail = assert_auth_prompt(asked, "password", "password:")
+    assert detail["message"].startswith("The server asks for a password")
 
 
 def test_key_content_is_used_once_and_removed(trusted: Rvssh) -> None:
@@ -91,13 +114,13 @@ def test_wrong_password_is_one_attempt_and_401_fast(trusted: Rvssh) -> None:
 
 def test_agent_is_used_only_when_asked(trusted: Rvssh) -> None:
     refused = trusted.connect(private_key_path=None, use_agent=False)
-    assert_detail_error(refused, 401, "Connection failed: ")
+    assert_auth_prompt(refused, "password", f"{trusted.bed.user}@")
     accepted = trusted.connect(private_key_path=None, use_agent=True)
     assert accepted.status_code == 200, accepted.text
 
 
 def test_unauthorised_key_is_401(trusted: Rvssh) -> None:
-    assert_detail_error(trusted.connect(private_key_path=str(trusted.bed.key_unauthorised)), 401, "Connection failed: ")
+    assert_auth_prompt(trusted.connect(private_key_path=str(trusted.bed.key_unauthorised)), "password", "password:")
 
 
 def test_missing_key_file_is_400(trusted: Rvssh) -> None:
@@ -122,14 +145,14 @@ def test_host_alias_from_ssh_config_and_its_port_win(rvssh: Rvssh) -> None:
 def test_refused_port_fails_fast(rvssh: Rvssh) -> None:
     started = time.monotonic()
     result = rvssh.connect(port=1)
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert "refused" in result.json["detail"]
     assert time.monotonic() - started < rvssh.settings.connect_timeout
 
 
 def test_unknown_host_name_fails_fast(rvssh: Rvssh) -> None:
     result = rvssh.connect(host="no-such-host.invalid")
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert "resolve" in result.json["detail"]
 
 
@@ -187,9 +210,13 @@ def test_dead_master_is_reported_then_rebuilt(trusted: Rvssh) -> None:
     wait_until(lambda: master_pids(trusted.settings.state_dir) == [], 10, "master did not notice the dropped link")
     sessions = trusted.client.simulate_get("/api/remote/sessions").json["sessions"]
     assert [session["connected"] for session in sessions] == [False]
-    assert trusted.client.simulate_get("/api/remote/sessions").json["sessions"] == []
+    # A GET changes nothing; the monitor records what happened.
+    lost = wait_until(lambda: [entry for entry in trusted.client.simulate_get("/api/remote/sessions").json["sessions"]
+                               if entry["message"]], 5, "the monitor did not record the lost connection")
+    assert (lost[0]["state"], lost[0]["message"]) == ("down", "The SSH connection was lost")
     assert trusted.connect().status_code == 200
     assert len(master_pids(trusted.settings.state_dir)) == 1
+    assert trusted.client.simulate_get("/api/remote/sessions").json["sessions"][0]["state"] == "up"
 
 
 def test_masters_are_found_again_after_a_restart(trusted: Rvssh) -> None:
@@ -206,7 +233,7 @@ def test_concurrent_commands_never_exceed_max_sessions(trusted: Rvssh) -> None:
     results = []
 
     def run() -> None:
-        results.append(trusted.services.executor.run(trusted.target, "sleep 0.3; echo ok"))
+        results.append(trusted.services.executor.run(trusted.target, build_sh_program(b"sleep 0.3; echo ok\n", [])))
 
     threads = [threading.Thread(target=run) for _ in range(24)]
     for thread in threads:
@@ -228,5 +255,5 @@ def test_a_silent_server_times_out_within_the_connect_timeout(rvssh: Rvssh) -> N
         started = time.monotonic()
         result = client.simulate_post("/api/remote/connect", json=rvssh.connect_body(port=silent.getsockname()[1]))
     elapsed = time.monotonic() - started
-    assert_detail_error(result, 502, "Connection failed: ")
+    assert_detail_error(result, 500, "Connection failed: ")
     assert elapsed < 2 * settings.connect_timeout + 1

@@ -193,7 +193,7 @@ def test_config_accepts_every_name_conda_envs_returns(connected: Rvssh, env_layo
     for entry in envs:
         result = get(connected, "config", conda_env=entry["name"])
         if entry["python_version"] == "Unknown":
-            assert detail(result, 502) == f"Failed to run Python in environment: {entry['name']}"
+            assert detail(result, 500) == f"Failed to run Python in environment: {entry['name']}"
             continue
         config = ok_json(result)
         assert config["condaEnv"] == entry["name"]
@@ -278,14 +278,15 @@ def test_storage_candidates_scans_home_by_default(connected: Rvssh, storage_tree
     assert not any("/." in path[len(str(HOME)):] and not path.endswith("/.runicorn") for path in paths), paths
 
 
-def test_storage_candidates_bad_scan_root_is_a_clear_4xx(connected: Rvssh, fs_tree: FsTree) -> None:
+def test_storage_candidates_bad_scan_root_is_the_references_500(connected: Rvssh, fs_tree: FsTree) -> None:
+    prefix = "Failed to detect remote storage candidates: "
     missing = HOME / f"rvt-missing-{uuid.uuid4().hex[:6]}"
     result = get(connected, "storage-candidates", scan_root=str(missing))
-    assert detail(result, 404) == f"Scan root does not exist: {missing}"
+    assert detail(result, 500) == f"{prefix}Scan root does not exist: {missing}"
     result = get(connected, "storage-candidates", scan_root=str(fs_tree.a_file))
-    assert detail(result, 400) == f"Scan root is not a directory: {fs_tree.a_file}"
+    assert detail(result, 500) == f"{prefix}Scan root is not a directory: {fs_tree.a_file}"
     result = get(connected, "storage-candidates", scan_root=str(fs_tree.no_access))
-    assert detail(result, 403) == f"Permission denied: {fs_tree.no_access}"
+    assert detail(result, 500) == f"{prefix}Permission denied: {fs_tree.no_access}"
     result = get(connected, "storage-candidates", max_depth="deep")
     assert result.status_code == 422
     assert result.json["detail"][0]["loc"] == ["query", "max_depth"]
@@ -325,9 +326,10 @@ def test_no_parameter_runs_a_command(connected: Rvssh, env_layout: EnvLayout, st
         answered.append(get(connected, "config", conda_env=payload).status_code)
         answered.append(get(connected, "storage-candidates", conda_env=payload,
                             scan_root=str(storage_tree.scan_root)).status_code)
-        answered.append(get(connected, "storage-candidates", scan_root=payload).status_code)
-        answered.append(get(connected, "storage-candidates", scan_root=f"{storage_tree.scan_root}/{payload}")
-                        .status_code)
+        # A payload scan root is just a folder that does not exist (the reference's 500).
+        for scan_root in (payload, f"{storage_tree.scan_root}/{payload}"):
+            missing = get(connected, "storage-candidates", scan_root=scan_root)
+            assert detail(missing, 500).startswith("Failed to detect remote storage candidates: Scan root does not exist: ")
         for endpoint in ENDPOINTS:
             answered.append(get(connected, endpoint, connection_id=connection_id(connected) + payload).status_code)
             answered.append(get(connected, endpoint, connection_id=payload + connection_id(connected)).status_code)

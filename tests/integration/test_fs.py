@@ -90,16 +90,18 @@ def test_list_of_ten_thousand_entries_is_complete(connected: Rvssh, fs_tree: FsT
     assert not any(item["is_dir"] for item in listing["items"])
 
 
-def test_list_errors(connected: Rvssh, fs_tree: FsTree) -> None:
+def test_list_errors_are_the_references_500(connected: Rvssh, fs_tree: FsTree) -> None:
+    def failure(path: str) -> str:
+        return detail(get(connected, "fs/list", path=path), 500)
+
     missing = fs_tree.root / "nope"
-    assert detail(get(connected, "fs/list", path=str(missing)), 404) == f"Path not found: {missing}"
-    assert detail(get(connected, "fs/list", path=str(fs_tree.a_file)), 400) == f"Not a directory: {fs_tree.a_file}"
-    assert detail(get(connected, "fs/list", path=str(fs_tree.no_access)), 403) == (
-        f"Permission denied: {fs_tree.no_access}")
+    assert failure(str(missing)) == f"Failed to list directory: Path not found: {missing}"
+    assert failure(str(fs_tree.a_file)) == f"Failed to list directory: Not a directory: {fs_tree.a_file}"
+    assert failure(str(fs_tree.no_access)) == f"Failed to list directory: Permission denied: {fs_tree.no_access}"
     dangling = fs_tree.root / "dangling"
-    assert detail(get(connected, "fs/list", path=str(dangling)), 404) == f"Path not found: {dangling}"
+    assert failure(str(dangling)) == f"Failed to list directory: Path not found: {dangling}"
     # An option-looking path is just a (missing) path under home.
-    assert detail(get(connected, "fs/list", path="--version"), 404) == f"Path not found: {HOME}/--version"
+    assert failure("--version") == f"Failed to list directory: Path not found: {HOME}/--version"
 
 
 def test_escaped_names_can_be_sent_back(connected: Rvssh, fs_tree: FsTree) -> None:
@@ -191,7 +193,7 @@ def test_no_path_runs_a_command(connected: Rvssh, fs_tree: FsTree) -> None:
                 f'"; touch {canary}; "', f"~/$(touch {canary})", f"{fs_tree.root}'; touch {canary}; echo '"]
     for payload in payloads:
         listed = get(connected, "fs/list", path=payload)
-        assert detail(listed, 404).startswith("Path not found: "), payload
+        assert detail(listed, 500).startswith("Failed to list directory: Path not found: "), payload
         assert ok_json(get(connected, "fs/exists", path=payload)) == {"path": payload, "exists": False,
                                                                       "is_dir": False}
         for endpoint in ("fs/list", "fs/exists"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from tests.integration.rvssh_fixtures import Rvssh
 
 ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
@@ -53,24 +55,64 @@ def test_accept_then_connect_then_list_and_remove(rvssh: Rvssh) -> None:
     assert rvssh.client.simulate_get("/api/remote/known-hosts/list").json == {"entries": []}
 
 
-def test_changed_host_key_is_409_changed_with_the_expected_key(rvssh: Rvssh) -> None:
-    rvssh.trust_host()
-    old = rvssh.client.simulate_get("/api/remote/known-hosts/list").json["entries"][0]
+def accept_key(rvssh: Rvssh, public_key: str) -> None:
+    """Trust one of the bed's current host keys through known-hosts/accept."""
+    bed = rvssh.bed
+    body = {"host": bed.host, "port": bed.port, "key_type": public_key.split()[0], "public_key": public_key,
+            "fingerprint_sha256": keygen_fingerprint(public_key)}
+    result = rvssh.client.simulate_post("/api/remote/known-hosts/accept", json=body)
+    assert result.status_code == 200, result.text
+
+
+def assert_changed_with_the_old_key_of_the_presented_type(rvssh: Rvssh, old: dict[str, str], pinned: tuple[str, ...]) -> dict:
+    result = rvssh.connect()
+    assert result.status_code == 409, result.text
+    host_key = result.json["detail"]["host_key"]
+    assert host_key["reason"] == "changed"
+    assert host_key["key_type"] in pinned
+    assert host_key["public_key"] == rvssh.bed.host_public_keys()[host_key["key_type"]]
+    expected = old[host_key["key_type"]]
+    assert host_key["expected_public_key"] == expected
+    assert host_key["expected_fingerprint_sha256"] == keygen_fingerprint(expected)
+    assert host_key["fingerprint_sha256"] != host_key["expected_fingerprint_sha256"]
+    return host_key
+
+
+@pytest.mark.parametrize(
+    "pinned",
+    [("ssh-ed25519",), ("ssh-rsa",), ("ssh-ed25519", "ssh-rsa"), ("ssh-rsa", "ssh-ed25519")],
+    ids=["ed25519", "rsa", "ed25519-then-rsa", "rsa-then-ed25519"],
+)
+def test_changed_host_key_expects_the_old_key_of_the_presented_type(rvssh: Rvssh, pinned: tuple[str, ...]) -> None:
+    old = rvssh.bed.host_public_keys()
+    for key_type in pinned:
+        accept_key(rvssh, old[key_type])
+    assert rvssh.connect().status_code == 200
+    rvssh.services.masters.exit(rvssh.target)
     rvssh.bed.restart(new_host_keys=True)
     try:
-        result = rvssh.connect()
-        assert result.status_code == 409, result.text
-        host_key = result.json["detail"]["host_key"]
-        assert host_key["reason"] == "changed"
-        assert host_key["expected_public_key"] == f"{old['key_type']} {old['key_base64']}"
-        assert host_key["expected_fingerprint_sha256"] == old["fingerprint_sha256"]
-        assert host_key["public_key"] == rvssh.bed.host_public_keys()[host_key["key_type"]]
-        assert host_key["fingerprint_sha256"] != old["fingerprint_sha256"]
+        host_key = assert_changed_with_the_old_key_of_the_presented_type(rvssh, old, pinned)
         accepted = rvssh.client.simulate_post(
             "/api/remote/known-hosts/accept", json={name: host_key[name] for name in ACCEPT_FIELDS}
         )
         assert accepted.status_code == 200
         assert rvssh.connect().status_code == 200
+    finally:
+        rvssh.services.masters.exit(rvssh.target)
+
+
+def test_changed_host_key_expects_the_old_key_from_a_hashed_user_known_hosts(rvssh: Rvssh) -> None:
+    bed = rvssh.bed
+    old = bed.host_public_keys()
+    bed.user_known_hosts.write_text(bed.known_hosts_text())
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(bed.user_known_hosts)], check=True, capture_output=True)
+    bed.user_known_hosts.with_name(bed.user_known_hosts.name + ".old").unlink()
+    assert bed.host not in bed.user_known_hosts.read_text()
+    assert rvssh.connect().status_code == 200
+    rvssh.services.masters.exit(rvssh.target)
+    bed.restart(new_host_keys=True)
+    try:
+        assert_changed_with_the_old_key_of_the_presented_type(rvssh, old, tuple(old))
     finally:
         rvssh.services.masters.exit(rvssh.target)
 

@@ -151,7 +151,7 @@ def test_an_explicit_token_reaches_no_log_and_no_child_process(tmp_path: Path, s
             assert answer.status == 200, answer.body
             records = connection_records(tmp_path / "state")
             assert len(records) == 1
-            master = json.loads(records[0].read_text())["master_pid"]
+            master = json.loads(records[0].read_text())["pid"]
             for name in ("environ", "cmdline"):
                 assert token.encode() not in Path(f"/proc/{master}/{name}").read_bytes(), name
             assert request_as_other(served.port, "GET", "/api/remote/sessions").status == 403

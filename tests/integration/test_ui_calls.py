@@ -103,7 +103,7 @@ def test_the_recorded_ui_session_works_unchanged(rvssh: Rvssh, runicorn_python: 
                 session_id = result.json["session"]["sessionId"]
                 assert result.json["session"]["host"] == bed.host
     finally:
-        for viewer in services.viewer.list_sessions():
+        for viewer in services.list_viewer_sessions():
             services.viewer.stop(viewer.session_id)
         end_all_masters(services)
         run_as_user(["rm", "-rf", f"{TEST_HOME}/rv-ui-data"])

@@ -13,10 +13,12 @@ from keyring.backends import null
 
 # The answer of a server that refuses us: a 401, never a network attempt.
 FAILING_SSH = """#!/bin/sh
-# A fake ssh for the unit tier: records its argv, then fails like a refused login.
+# A fake ssh for the unit tier: records its argv, then fails like a refused login
+# (ssh -G answers as for a host without config).
 printf '%s\\n' "=== ssh" "$@" >> '{log}'
 case " $* " in
   *" -O "*) echo "Control socket connect(/x): No such file or directory" >&2; exit 255 ;;
+  *" -G "*) printf 'user me\nhostname host\nport 22\n'; exit 0 ;;
 esac
 echo "me@host: Permission denied (publickey)."
 exit 255
@@ -59,6 +61,20 @@ def make_fake_ssh(directory: Path) -> FakeSsh:
     binary.write_text(FAILING_SSH.format(log=log))
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     return FakeSsh(binary, log)
+
+
+def scenario_ssh(directory: Path, scenario: str, typed_log: Path) -> Path:
+    """Return an ``ssh`` that plays ``scenario`` of fakessh/ssh, logging what is typed to ``typed_log``.
+
+    rvssh gives ssh an allow-listed environment only, so the scenario is set
+    by this wrapper rather than by the test's environment.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / "ssh"
+    fake = Path(__file__).parent / "fakessh" / "ssh"
+    wrapper.write_text(f"#!/bin/sh\nFAKE_SSH_SCENARIO='{scenario}' FAKE_SSH_LOG='{typed_log}' exec '{fake}' \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 @pytest.fixture(scope="session")

@@ -22,31 +22,11 @@ import pytest
 from rvssh.app import create_app
 from rvssh.settings import Settings
 from tests import callers
-from tests.unit.api_document import HEADERS, openapi_document
+from tests.unit.api_document import HEADERS, VALID_REQUESTS, openapi_document, send
 
 MARKER = "inj3cted"
 # A valid-looking request per operation; the payload replaces one field.
-BASE: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/api/remote/connect"): {"host": "base-host", "username": "baseuser", "use_agent": True},
-    ("POST", "/api/remote/disconnect"): {"host": "base-host", "username": "baseuser"},
-    ("POST", "/api/remote/known-hosts/accept"): {
-        "host": "base-host", "port": 22, "key_type": "ssh-ed25519",
-        "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2ruYMz1JlfHb4d5F+zEvol2iIRzRT430C7fdUpwsU5",
-        "fingerprint_sha256": "SHA256:dQrWXsMgwRV/Mo5S0UF3ngDoiwRY9YhbA6U792F2zBk",
-    },
-    ("POST", "/api/remote/known-hosts/remove"): {"host": "base-host", "port": 22, "key_type": "ssh-ed25519"},
-    ("POST", "/api/remote/viewer/start"): {
-        "host": "base-host", "username": "baseuser", "remote_root": "/data/runs", "conda_env": "base",
-    },
-    ("POST", "/api/remote/viewer/stop"): {"session_id": "0a1b2c3d"},
-    ("GET", "/api/remote/conda-envs"): {"connection_id": "baseuser@base-host:22"},
-    ("GET", "/api/remote/env-configs"): {"connection_id": "baseuser@base-host:22"},
-    ("GET", "/api/remote/config"): {"connection_id": "baseuser@base-host:22", "conda_env": "base"},
-    ("GET", "/api/remote/storage-candidates"): {"connection_id": "baseuser@base-host:22", "scan_root": "/data"},
-    ("GET", "/api/remote/fs/list"): {"connection_id": "baseuser@base-host:22", "path": "/data"},
-    ("GET", "/api/remote/fs/exists"): {"connection_id": "baseuser@base-host:22", "path": "/data"},
-    ("GET", "/api/remote/viewer/status/{session_id}"): {"session_id": "0a1b2c3d"},
-}
+BASE = VALID_REQUESTS
 
 def payloads(canary: Path) -> dict[str, str]:
     return {
@@ -102,14 +82,6 @@ def api(short_dir: Path, session_fake_ssh: Any) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(create_app(settings, caller_uid=callers.owner), headers=HEADERS)
 
 
-def send(api: falcon.testing.TestClient, method: str, path: str, location: str, values: dict[str, Any]) -> Any:
-    if location == "path":
-        return api.simulate_request(method, path.replace("{session_id}", values["session_id"]))
-    if method == "GET":
-        return api.simulate_get(path, params=values)
-    return api.simulate_post(path, json=values)
-
-
 @pytest.mark.parametrize(("method", "path", "location", "name", "kind"), cases())
 def test_a_hostile_string_is_a_clear_4xx_and_runs_nothing(
     api: falcon.testing.TestClient, session_fake_ssh: Any, short_dir: Path,
@@ -121,7 +93,7 @@ def test_a_hostile_string_is_a_clear_4xx_and_runs_nothing(
     if location == "path" and "\x00" in payload:
         pytest.skip("a NUL cannot travel in a URL path")
     before = session_fake_ssh.argv_text()
-    result = send(api, method, path, location, {**BASE[(method, path)], name: payload})
+    result = send(api, method, path, {**BASE[(method, path)], name: payload})
     assert 400 <= result.status_code < 500, result.text
     detail = result.json["detail"]
     assert detail and (isinstance(detail, str) or all(item["msg"] for item in detail))

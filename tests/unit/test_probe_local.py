@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from rvssh.errors import BadRequestError, ForbiddenError, NotFoundError
+from rvssh.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    RemoteNotADirectoryError,
+    RemoteNotFoundError,
+    RemotePermissionError,
+    RunicornMissingError,
+)
 from rvssh.remote.probe import (
     SUBCOMMANDS,
-    build_probe_args,
+    build_probe_program,
     load_program,
-    program_for,
     parse_probe_output,
 )
 from rvssh.models import FsListResponse
@@ -51,30 +58,44 @@ def test_local_table_matches_the_scripts() -> None:
         assert ours == script_commands(name)
 
 
+def run_program(tmp_path: Path, program: bytes) -> bytes:
+    """Run a program the way the server will (``/bin/sh -s``) and return its stdout."""
+    bin_dir = tmp_path.parent / f"{tmp_path.name}-bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "python3").exists():
+        (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
+    env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return subprocess.run(["/bin/sh", "-s"], input=program, capture_output=True, env=env, check=True, timeout=60).stdout
+
+
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
-        (("envs",), ["envs"]),
-        (("env-configs",), ["env-configs"]),
         (("config", "my env"), ["config", "my env"]),
         (("storage-candidates", "~", "3"), ["storage-candidates", "~", "3"]),
         (("fs-list", "$(touch X)"), ["fs-list", "$(touch X)"]),
         (("fs-exists", "-rf"), ["fs-exists", "-rf"]),
     ],
 )
-def test_build_probe_args(call: tuple[str, ...], expected: list[str]) -> None:
-    assert build_probe_args(*call) == expected
+def test_each_argument_reaches_the_script_as_one_word(tmp_path: Path, call: tuple[str, ...], expected: list[str]) -> None:
+    program = build_probe_program(*call)
+    # Swap the Python program for one that prints its argv: only the arguments matter here.
+    head, _, rest = program.partition(b"<<'")
+    delimiter = rest.split(b"'", 1)[0]
+    echo = head + b"<<'" + delimiter + b"'\nimport json, sys; print(json.dumps(sys.argv[1:]))\n" + delimiter + b"\nfi\n"
+    assert json.loads(run_program(tmp_path, echo)) == expected
+    assert not (tmp_path / "X").exists()
 
 
 @pytest.mark.parametrize("call", [("nope",), ("envs", "x"), ("fs-list",), ("storage-candidates", "~")])
-def test_build_probe_args_rejects_programming_errors(call: tuple[str, ...]) -> None:
+def test_build_probe_program_rejects_programming_errors(call: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
-        build_probe_args(*call)
+        build_probe_program(*call)
 
 
-def test_build_probe_args_rejects_nul() -> None:
+def test_build_probe_program_rejects_nul() -> None:
     with pytest.raises(BadRequestError):
-        build_probe_args("fs-list", "/tmp/a\0b")
+        build_probe_program("fs-list", "/tmp/a\0b")
 
 
 def test_parse_probe_output_returns_the_object() -> None:
@@ -98,12 +119,14 @@ def test_parse_probe_output_rejects_anything_but_one_object(stdout: bytes) -> No
 @pytest.mark.parametrize(
     ("kind", "error_class"),
     [
-        ("not_found", NotFoundError),
+        ("not_found", RemoteNotFoundError),
         ("env_not_found", NotFoundError),
-        ("not_a_directory", BadRequestError),
+        ("not_a_directory", RemoteNotADirectoryError),
         ("bad_request", BadRequestError),
-        ("permission_denied", ForbiddenError),
+        ("permission_denied", RemotePermissionError),
         ("internal", RemoteCommandError),
+        ("runicorn_missing", RunicornMissingError),
+        ("port_in_use", ConflictError),
         ("something_new", RemoteCommandError),
     ],
 )
@@ -122,19 +145,15 @@ def test_parse_probe_output_rejects_malformed_errors(error: object) -> None:
 
 
 def test_a_failed_command_without_json_reports_stderr() -> None:
-    with pytest.raises(RemoteCommandError, match=r"^Remote command failed \(exit status 127\): rvssh: no python3"):
-        parse_probe_output(b"", b"rvssh: no python3 or python on the remote PATH\n", 127)
+    with pytest.raises(RemoteCommandError, match=r"^Remote command failed \(exit status 127\): sh: 1: x: not found"):
+        parse_probe_output(b"", b"sh: 1: x: not found\n", 127)
     with pytest.raises(RemoteOutputError):
         parse_probe_output(b"", b"", 0)
 
 
 def run_script(tmp_path: Path, *args: str) -> bytes:
     """Run the real script the way the server will and return its stdout."""
-    env = {"HOME": str(tmp_path), "PATH": os.defpath, "LANG": "C.UTF-8"}
-    return subprocess.run(
-        [os.path.realpath(sys.executable), "-", *build_probe_args(*args)],
-        input=program_for(args[0]), capture_output=True, env=env, check=True, timeout=60,
-    ).stdout
+    return run_program(tmp_path, build_probe_program(*args))
 
 
 def test_real_script_output_round_trips(tmp_path: Path) -> None:
@@ -148,7 +167,7 @@ def test_real_script_output_round_trips(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="^Environment 'nope' not found"):
         parse_probe_output(run_script(tmp_path, "config", "nope"))
     envs = parse_probe_output(run_script(tmp_path, "envs"))
-    configs = parse_probe_output(run_script(tmp_path, "env-configs"))
+    configs = parse_probe_output(run_script(tmp_path, "env-configs", ""))
     assert configs == {"ok": True, "configs": {
         env["name"]: {"pythonVersion": env["python_version"], "runicornVersion": env["runicorn_version"]}
         for env in envs["envs"]

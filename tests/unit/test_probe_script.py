@@ -187,7 +187,7 @@ def old_pythons() -> list[str]:
 @pytest.mark.parametrize("python", old_pythons() or [pytest.param("", marks=pytest.mark.skip("no python3.6/3.7"))])
 def test_every_subcommand_runs_on_old_python(env_home: Path, tmp_path: Path, python: str) -> None:
     write(tmp_path / "bad\udcffname.txt")
-    for args in (["envs"], ["env-configs"], ["config", "a"], ["storage-candidates", "", "2"],
+    for args in (["envs"], ["env-configs", ""], ["config", "a"], ["storage-candidates", "", "2"],
                  ["fs-list", str(tmp_path)], ["fs-exists", "~"]):
         payload = run_probe(env_home, *args, python=python)
         assert "error" not in payload, (args, payload)
@@ -285,6 +285,39 @@ def test_envs_finds_conda_from_conda_exe_first(env_home: Path, tmp_path: Path) -
     assert envs["miniconda3/a"]["runicorn_version"] == "0.7.2"
 
 
+def test_system_is_the_python3_of_the_login_path_even_a_venv(env_home: Path) -> None:
+    """What ``ssh host python3`` runs: a login rc that puts a venv first makes that venv ``system``."""
+    venv_bin = env_home / "venvs" / "tools" / "bin"
+    envs = by_name(run_probe(env_home, "envs", PATH=f"{venv_bin}:/usr/bin:/bin"))
+    assert envs["system"]["path"] == str(venv_bin / "python3")
+    assert envs["system"]["runicorn_version"] == "0.6.0"
+    assert envs["tools"]["path"] == str(venv_bin / "python")  # still listed as itself
+
+
+def test_without_python_on_the_path_there_is_no_system_env(env_home: Path) -> None:
+    bare = env_home.parent / "bare-bin"
+    bare.mkdir(exist_ok=True)
+    envs = run_probe(env_home, "envs", PATH=str(bare))["envs"]
+    assert "system" not in [env["name"] for env in envs] and envs
+    assert [env["name"] for env in envs if env["is_default"]] == ["base"]
+    missing = run_probe(env_home, "config", "", PATH=str(bare))
+    assert missing["error"]["kind"] == "env_not_found"
+    assert missing["error"]["message"].startswith("No python3 or python on the PATH of the login shell")
+
+
+def test_an_interpreter_can_be_named_by_its_path(env_home: Path) -> None:
+    python = env_home / "venvs" / "tools" / "bin" / "python"
+    config = run_probe(env_home, "config", str(python))
+    assert (config["pythonPath"], config["runicornVersion"]) == (str(python), "0.6.0")
+    configs = run_probe(env_home, "env-configs", str(python))["configs"]
+    assert configs[str(python)]["runicornVersion"] == "0.6.0"
+    assert run_probe(env_home, "python-of", str(python)) == {"ok": True, "python": str(python)}
+    assert run_probe(env_home, "python-of", "a")["python"] == str(env_home / "miniconda3" / "envs" / "a" / "bin" / "python")
+    gone = run_probe(env_home, "config", "/opt/nowhere/bin/python3")
+    assert gone == {"error": {"kind": "env_not_found",
+                              "message": "Interpreter not found or not executable: /opt/nowhere/bin/python3"}}
+
+
 def test_system_python_is_started_when_it_is_not_the_running_interpreter(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -310,7 +343,7 @@ def test_hanging_interpreter_times_out_as_unknown(tmp_path: Path) -> None:
 
 def test_env_configs_has_one_key_per_env(env_home: Path) -> None:
     envs = run_probe(env_home, "envs")["envs"]
-    payload = run_probe(env_home, "env-configs")
+    payload = run_probe(env_home, "env-configs", "")
     assert payload["ok"] is True
     assert list(payload["configs"]) == [env["name"] for env in envs]
     assert payload["configs"]["a"] == {"pythonVersion": "Python 3.11.7", "runicornVersion": "0.7.2"}

@@ -4,29 +4,61 @@ from __future__ import annotations
 
 import pytest
 
-from rvssh.ssh.prompts import PROMPT_PATTERN, FailureKind, PromptKind, classify, classify_failure, summarize_ssh_output
+from rvssh.ssh.prompts import (
+    PARTIAL_SUCCESS,
+    PROMPT_PATTERN,
+    FailureKind,
+    PromptKind,
+    classify_failure,
+    classify_prompt,
+    summarize_ssh_output,
+    transcript_tail,
+)
 
 
 @pytest.mark.parametrize(
-    ("text", "kind"),
+    ("text", "kind", "shown", "asks_password"),
     [
-        ("rvssh-test@127.0.0.1's password: ", PromptKind.PASSWORD),
-        ("(alice@gpu) Password: ", PromptKind.PASSWORD),
-        ("Enter passphrase for key '/tmp/k/id_pass': ", PromptKind.PASSPHRASE),
-        ("Are you sure you want to continue connecting (yes/no/[fingerprint])? ", PromptKind.HOST_KEY_QUESTION),
-        ("Verification code: ", PromptKind.KEYBOARD_INTERACTIVE),
-        ("(alice@gpu) Passcode or option (1-3): ", PromptKind.KEYBOARD_INTERACTIVE),
-        ("Permission denied, please try again.\r\n", None),
-        ("alice@gpu: Permission denied (publickey,password).\r\n", None),
+        ("rvssh-test@127.0.0.1's password: ", PromptKind.PASSWORD, "rvssh-test@127.0.0.1's password:", True),
+        ("(alice@gpu) Password: ", PromptKind.KEYBOARD_INTERACTIVE, "Password:", True),
+        ("Enter passphrase for key '/tmp/k/id_pass': ", PromptKind.PASSPHRASE, "Enter passphrase for key '/tmp/k/id_pass':", False),
+        ("Enter PIN for ED25519-SK key /k/id: ", PromptKind.PASSPHRASE, "Enter PIN for ED25519-SK key /k/id:", False),
+        ("Are you sure you want to continue connecting (yes/no/[fingerprint])? ", PromptKind.HOST_KEY_QUESTION,
+         "Are you sure you want to continue connecting (yes/no/[fingerprint])?", False),
+        ("\r\n(rvssh-test@127.0.0.1) One-time password (OATH) for `rvssh-test': ", PromptKind.KEYBOARD_INTERACTIVE,
+         "One-time password (OATH) for `rvssh-test':", False),
+        ("Verification code: ", PromptKind.KEYBOARD_INTERACTIVE, "Verification code:", False),
+        ("(alice@gpu) Passcode or option (1-3): ", PromptKind.KEYBOARD_INTERACTIVE, "Passcode or option (1-3):", False),
     ],
 )
-def test_classify(text: str, kind: PromptKind | None) -> None:
-    assert classify(text) is kind
-    assert (PROMPT_PATTERN.search(text) is not None) is (kind is not None)
+def test_classify_prompt(text: str, kind: PromptKind, shown: str, asks_password: bool) -> None:
+    prompt = classify_prompt(text)
+    assert (prompt.kind, prompt.text, prompt.asks_password) == (kind, shown, asks_password)
+    assert PROMPT_PATTERN.search(text) is not None
 
 
-def test_a_password_line_that_already_ended_is_not_a_prompt() -> None:
-    assert PROMPT_PATTERN.search("old password:\r\nPermission denied\r\n") is None
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Permission denied, please try again.\r\n",
+        "alice@gpu: Permission denied (publickey,password).\r\n",
+        "old password:\r\nPermission denied\r\n",
+        'Authenticated using "publickey" with partial success.\r\r\n',
+    ],
+)
+def test_finished_lines_are_not_prompts(text: str) -> None:
+    assert PROMPT_PATTERN.search(text) is None
+
+
+def test_the_same_question_on_two_hosts_is_two_prompts() -> None:
+    bastion = classify_prompt("(me@bastion) Verification code: ")
+    target = classify_prompt("(me@gpu) Verification code: ")
+    assert bastion.text == target.text and bastion.line != target.line
+
+
+def test_partial_success_names_the_accepted_method() -> None:
+    match = PARTIAL_SUCCESS.search('Authenticated using "publickey" with partial success.\r\n')
+    assert match is not None and match.group("method") == "publickey"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +74,10 @@ def test_classify_failure(output: str, kind: FailureKind) -> None:
     assert classify_failure(output) is kind
 
 
-def test_summary_is_the_last_meaningful_line_without_prompts() -> None:
+def test_summary_is_the_last_meaningful_line_without_prompts_or_progress() -> None:
     output = "u@h's password: \r\nPermission denied, please try again.\r\nu@h: Permission denied (password).\r\n"
     assert summarize_ssh_output(output) == "u@h: Permission denied (password)."
     assert summarize_ssh_output("\r\n") == "ssh exited without a message"
+    verbose = 'Authenticated to b ([127.0.0.1]:2222) using "publickey".\r\nConnection closed by UNKNOWN port 65535\r\n'
+    assert summarize_ssh_output(verbose) == "Connection closed by UNKNOWN port 65535"
+    assert transcript_tail("a\r\nAuthenticated to x\r\nb\r\n") == "a | b"

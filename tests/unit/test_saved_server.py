@@ -19,10 +19,10 @@ from rvssh.services.saved import merge_saved_server, resolve_connect
 from rvssh.settings import Settings
 from rvssh.store.saved_connections import SavedServer
 from tests import callers
+from tests.unit.conftest import scenario_ssh
 
 SAVED = SavedServer("srv", host="gpu", port=2222, username="me", private_key_path="~/.ssh/saved",
                     password="saved-pw", passphrase="saved-pp", private_key=None)
-FAKE_SSH = Path(__file__).parent / "fakessh" / "ssh"
 
 
 class OneServer:
@@ -39,6 +39,10 @@ class OneServer:
 
 def request(**fields: Any) -> ConnectRequest:
     return ConnectRequest.model_validate({"saved_server_id": "srv", **fields})
+
+
+def revealed(*secrets: Any) -> tuple[str | None, ...]:
+    return tuple(None if secret is None else secret.get_secret_value() for secret in secrets)
 
 
 @pytest.mark.parametrize(
@@ -81,42 +85,47 @@ def test_a_saved_server_without_host_needs_one_in_the_request() -> None:
 
 def test_credentials_of_the_request_win_and_missing_ones_come_from_the_saved_server() -> None:
     credentials = merge_saved_server(request(use_agent=False), SAVED)[3]
-    assert (credentials.password, credentials.passphrase) == ("saved-pw", "saved-pp")
+    assert revealed(credentials.password, credentials.passphrase) == ("saved-pw", "saved-pp")
     assert credentials.private_key_path == "~/.ssh/saved" and credentials.use_agent is False
+    assert credentials.saved_server_id == "srv"
     credentials = merge_saved_server(request(password="typed", private_key_path="~/.ssh/mine"), SAVED)[3]
-    assert (credentials.password, credentials.passphrase, credentials.private_key_path) == ("typed", "saved-pp", "~/.ssh/mine")
+    assert revealed(credentials.password, credentials.passphrase) == ("typed", "saved-pp")
+    assert credentials.private_key_path == "~/.ssh/mine"
 
 
 def test_key_material_travels_as_a_pair() -> None:
     saved = SavedServer("srv", host="gpu", port=22, username="me", private_key_path="/saved/path", private_key="SAVED KEY")
     credentials = merge_saved_server(request(private_key="MY KEY"), saved)[3]
-    assert (credentials.private_key, credentials.private_key_path) == ("MY KEY", None)
+    assert (*revealed(credentials.private_key), credentials.private_key_path) == ("MY KEY", None)
     credentials = merge_saved_server(request(), saved)[3]
-    assert (credentials.private_key, credentials.private_key_path) == ("SAVED KEY", "/saved/path")
+    assert (*revealed(credentials.private_key), credentials.private_key_path) == ("SAVED KEY", "/saved/path")
 
 
 def test_resolve_connect_with_and_without_a_saved_server() -> None:
-    target, credentials = resolve_connect(ConnectRequest(host="h", username="u", password="p"), OneServer(SAVED))
-    assert (target.connection_id, credentials.password) == ("u@h:22", "p")
-    target, _ = resolve_connect(request(), OneServer(SAVED))
-    assert target.connection_id == "me@gpu:2222"
+    host, port, username, credentials = resolve_connect(ConnectRequest(host="h", username="u", password="p"), OneServer(SAVED))
+    assert (host, port, username, *revealed(credentials.password)) == ("h", 22, "u", "p")
+    assert resolve_connect(ConnectRequest(host="alias"), OneServer(SAVED))[2] is None  # ssh -G decides
+    assert resolve_connect(request(), OneServer(SAVED))[:3] == ("gpu", 2222, "me")
     with pytest.raises(NotFoundError, match="^Saved server not found: other$"):
         resolve_connect(request(saved_server_id="other"), OneServer(SAVED))
 
 
-def test_the_saved_destination_is_still_validated() -> None:
-    hostile = SavedServer("srv", host="-oProxyCommand=touch /tmp/x", port=22, username="me", private_key_path=None)
-    with pytest.raises(Exception, match="Invalid host"):
-        resolve_connect(request(), OneServer(hostile))
+def test_the_saved_destination_is_still_validated(short_tmp: Path) -> None:
+    hostile = {"kind": "server", "id": "srv", "host": "-oProxyCommand=touch /tmp/x", "port": 22, "username": "me"}
+    client = password_client(short_tmp / "s", short_tmp / "typed")
+    client.simulate_post("/api/remote/connections/saved", json=[hostile])
+    result = client.simulate_post("/api/remote/connect", json={"saved_server_id": "srv"})
+    assert result.status_code == 400 and "Invalid host" in result.json["detail"]
+    assert not (short_tmp / "typed").exists()
 
 
-def test_host_and_username_are_required_without_a_saved_server() -> None:
+def test_only_the_host_is_required_without_a_saved_server() -> None:
     with pytest.raises(Exception) as caught:
         ViewerStartRequest.model_validate({"remote_root": "/r"})
     assert [(error["type"], error["loc"]) for error in caught.value.errors()] == [  # type: ignore[attr-defined]
         ("missing", ("host",)),
-        ("missing", ("username",)),
     ]
+    assert ConnectRequest.model_validate({"host": "alias"}).username is None
 
 
 # --- through the app, with a fake ssh that wants the password "right" -------
@@ -131,9 +140,9 @@ def short_tmp() -> Iterator[Path]:
 
 
 def password_client(state: Path, typed_log: Path) -> falcon.testing.TestClient:
-    settings = Settings(state_dir=state, ssh_binary=str(FAKE_SSH), connect_timeout=5)
-    environ = dict(os.environ, FAKE_SSH_SCENARIO="password", FAKE_SSH_LOG=str(typed_log))
-    return falcon.testing.TestClient(create_app(settings, build_services(settings, environ=environ), caller_uid=callers.owner), headers={"Host": "127.0.0.1"})
+    ssh = scenario_ssh(state.parent / "bin", "password", typed_log)
+    settings = Settings(state_dir=state, ssh_binary=str(ssh), connect_timeout=5)
+    return falcon.testing.TestClient(create_app(settings, build_services(settings), caller_uid=callers.owner), headers={"Host": "127.0.0.1"})
 
 
 @pytest.mark.parametrize("saved_password", ["right", "wrong"])
@@ -145,7 +154,7 @@ def test_connect_types_the_saved_password_once(short_tmp: Path, saved_password: 
     result = client.simulate_post("/api/remote/connect", json=body)
     assert (short_tmp / "typed").read_text().splitlines() == [saved_password]
     assert saved_password not in result.text
-    # The fake accepts "right" (then has no real master to check: 502 after auth).
+    # The fake accepts "right" (then has no real master to check: 500 after auth).
     assert (result.status_code == 401) is (saved_password == "wrong"), result.text
 
 

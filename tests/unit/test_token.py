@@ -12,7 +12,7 @@ import pytest
 from rvssh import cli
 from rvssh.errors import StoreError
 from rvssh.settings import Settings, forget_secret_variables
-from rvssh.store.files import create_file_once
+from rvssh.files import create_file_once
 from rvssh.store.token import load_or_create_token, read_token, serving_token, token_path
 
 URL_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -10,12 +10,14 @@ Subcommands and what they print on success:
     envs
         {"ok": true, "envs": [{"name", "type", "python_version", "path",
          "is_default", "runicorn_version"}, ...]}
-    env-configs
+    env-configs <interpreter>    ("" or the absolute path of one more interpreter)
         {"ok": true, "configs": {"<name>": {"pythonVersion", "runicornVersion"}}}
-    config <env_name>            ("" means system)
+    config <env_name>            ("" means system; an absolute path names an interpreter)
         {"ok": true, "condaEnv", "pythonVersion", "runicornVersion",
          "pythonPath", "defaultStorageRoot", "storageRootExists",
          "suggestedRemotePort", "homeDirectory"}
+    python-of <env_name>         (as for config)
+        {"ok": true, "python"}
     storage-candidates <scan_root> <max_depth>   ("" means home; depth 1..8)
         {"scan_root", "max_depth", "truncated", "candidates": [{"path",
          "run_count", "has_archive", "has_index", "score"}, ...]}
@@ -34,7 +36,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 # Longest a foreign interpreter may take to report its version and sys.path.
 INTERPRETER_TIMEOUT_S = 5.0
@@ -172,10 +174,10 @@ def conda_root_of(path: str) -> str:
     return os.path.dirname(os.path.dirname(os.path.realpath(path)))
 
 
-def find_on_path(name: str, skip_dirs: FrozenSet[str] = frozenset()) -> Optional[str]:
-    """Return the first executable ``name`` on $PATH outside ``skip_dirs``."""
+def find_on_path(name: str) -> Optional[str]:
+    """Return the first executable ``name`` on $PATH."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not folder or os.path.realpath(folder) in skip_dirs:
+        if not folder:
             continue
         candidate = os.path.join(folder, name)
         if is_runnable(candidate):
@@ -243,10 +245,11 @@ def discover_envs() -> List[Env]:
     """Return every environment on this server, named uniquely, without versions.
 
     Order: for each conda root its base and ``envs/*``, then ``~/.conda/envs/*``
-    and other environments.txt entries, then virtualenvs, and last the system
-    python, which is always present. Exactly one env has ``is_default`` set:
-    the active env ($CONDA_PREFIX, else $VIRTUAL_ENV) when it is listed, else
-    the system python.
+    and other environments.txt entries, then virtualenvs, and last ``system``:
+    the python3 (else python) of the login PATH, whatever it is (a venv, a
+    module, a conda base), absent when the PATH has none. Exactly one env has
+    ``is_default`` set: the active env ($CONDA_PREFIX, else $VIRTUAL_ENV)
+    when it is listed, else ``system``, else the first one.
     """
     home = home_dir()
     taken = {"system"}
@@ -279,21 +282,48 @@ def discover_envs() -> List[Env]:
     for name in HOME_VENVS:
         add(os.path.join(home, name), env_kind(os.path.join(home, name)), name, "~")
 
-    env_bins = frozenset(os.path.realpath(os.path.join(key, "bin")) for key in by_prefix)
-    system_python = (find_on_path("python3", env_bins) or find_on_path("python", env_bins)
-                     or sys.executable)
-    system = Env("system", "system", None, system_python)
-    envs.append(system)
+    system_python = login_python()
+    system = Env("system", "system", None, system_python) if system_python else None
+    if system is not None:
+        envs.append(system)
 
     active = os.environ.get("CONDA_PREFIX") or os.environ.get("VIRTUAL_ENV")
-    default = by_prefix.get(os.path.realpath(active)) if active else None
-    (default or system).is_default = True
+    default = (by_prefix.get(os.path.realpath(active)) if active else None) or system
+    if default is not None:
+        default.is_default = True
+    elif envs:
+        envs[0].is_default = True
     return envs
 
 
+def login_python() -> Optional[str]:
+    """Return what ``python3`` (else ``python``) is on the login PATH: what ``ssh host python3`` runs."""
+    return find_on_path("python3") or find_on_path("python")
+
+
+def interpreter_env(path: str) -> Env:
+    """Return the environment of an interpreter named by its absolute path."""
+    if not is_runnable(path):
+        raise ProbeError("env_not_found", "Interpreter not found or not executable: %s" % path)
+    prefix = os.path.dirname(os.path.dirname(path))
+    kind = env_kind(prefix)
+    return Env(path, kind or "system", prefix if kind else None, path)
+
+
 def find_env(name: str) -> Env:
-    """Return the env called ``name`` ("" means system) or raise env_not_found."""
+    """Return the env called ``name`` ("" means system; an absolute path names an interpreter).
+
+    Raises env_not_found for a name that is not there.
+    """
+    if name.startswith("/"):
+        return interpreter_env(locate_user_path(name))
     wanted = name or "system"
+    if wanted == "system":
+        python = login_python()
+        if python is None:
+            raise ProbeError("env_not_found", "No python3 or python on the PATH of the login shell: "
+                             "pick an environment, or name an interpreter by its path")
+        return Env("system", "system", None, python)
     for env in discover_envs():
         if wanted in (env.name, to_text(env.name)):
             return env
@@ -377,7 +407,15 @@ def conda_python_version(prefix: str) -> Optional[str]:
 
 
 def is_running_interpreter(python: str) -> bool:
-    """Tell whether ``python`` is the interpreter running this script, outside any venv."""
+    """Tell whether ``python`` is the interpreter running this script.
+
+    The same path is (a venv's bin/python3 included); the same file is only
+    outside a venv, since a venv's python is a link to its base's file.
+    """
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
+        return True
+    if os.path.isfile(os.path.join(os.path.dirname(os.path.dirname(python)), "pyvenv.cfg")):
+        return False  # a venv's python links to its base's file but sees other packages
     base_prefix = getattr(sys, "base_prefix", sys.prefix)
     return sys.prefix == base_prefix and os.path.realpath(python) == os.path.realpath(sys.executable)
 
@@ -552,12 +590,15 @@ def cmd_envs() -> Dict[str, Any]:
     return {"ok": True, "envs": [env.to_json() for env in envs]}
 
 
-def cmd_env_configs() -> Dict[str, Any]:
-    """Map every environment name to its python and runicorn versions."""
+def cmd_env_configs(interpreter: str) -> Dict[str, Any]:
+    """Map every environment name (and ``interpreter``, a path, when given) to its versions."""
+    envs = discover_envs()
+    if interpreter:
+        envs.append(find_env(interpreter))
+    describe_envs(envs)
     configs = {}
-    for env in cmd_envs()["envs"]:
-        configs[env["name"]] = {"pythonVersion": env["python_version"],
-                                "runicornVersion": env["runicorn_version"]}
+    for env in envs:
+        configs[env.name] = {"pythonVersion": env.python_version, "runicornVersion": env.runicorn_version}
     return {"ok": True, "configs": configs}
 
 
@@ -609,6 +650,14 @@ def cmd_config(env_name: str) -> Dict[str, Any]:
     }
 
 
+def cmd_python_of(env_name: str) -> Dict[str, Any]:
+    """Name the interpreter of one environment (to launch a viewer with), without running it."""
+    env = find_env(env_name)
+    if not is_runnable(env.python):
+        raise ProbeError("internal", "Failed to run Python in environment: %s" % (env_name or "system"))
+    return {"ok": True, "python": env.python}
+
+
 def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
     """Find likely Runicorn storage roots under ``scan_root``, best first."""
     try:
@@ -645,8 +694,9 @@ def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
 # Subcommand -> (function, names of its positional arguments).
 COMMANDS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Tuple[str, ...]]] = {
     "envs": (cmd_envs, ()),
-    "env-configs": (cmd_env_configs, ()),
+    "env-configs": (cmd_env_configs, ("interpreter",)),
     "config": (cmd_config, ("env_name",)),
+    "python-of": (cmd_python_of, ("env_name",)),
     "storage-candidates": (cmd_storage_candidates, ("scan_root", "max_depth")),
 }
 

@@ -1,31 +1,26 @@
-"""Start, check and stop a Runicorn viewer on this server (run by rvssh over ssh).
+"""Start and check a Runicorn viewer on this server (run by rvssh over ssh).
 
-rvssh sends common.py followed by this file on stdin (common.py says how
-every run answers: one JSON object):
+rvssh sends common.py followed by this file to the interpreter (common.py
+says how every run answers: one JSON object):
 
     <python> - launch <storage_root> <port or 0> <session_id>
         {"pid", "port", "storage", "python"}
     python3 - status <pid> <session_id>
         {"alive", "log_tail"}
-    python3 - stop <pid> <session_id>
-        {"stopped": true, "was_running"}
 
 ``launch`` must run under the interpreter of the chosen environment: it
-starts ``sys.executable -m runicorn viewer``. The viewer runs in its own session (process group), its log
-lives in a private 0700 directory, and it carries RVSSH_VIEWER_SESSION in
-its environment so that status/stop never touch a process that merely
-reuses the pid.
+starts ``sys.executable -m runicorn viewer``. The viewer runs in its own
+session (process group), its log lives in a private 0700 directory, and it
+carries RVSSH_VIEWER_SESSION in its environment so that status (and
+viewer_stop.sh, which stops it without Python) never touch a process that
+merely reuses the pid.
 """
 
 import importlib.util
-import shutil
-import signal
 import socket
 import subprocess
-import time
 
 MARKER = "RVSSH_VIEWER_SESSION"
-STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_BYTES = 2000
 
 
@@ -157,36 +152,10 @@ def status(pid_text, session_id):
     return {"alive": running, "log_tail": "" if running else log_tail(session_id)}
 
 
-def group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def stop(pid_text, session_id):
-    """End the viewer's process group (TERM, then KILL after a grace period); remove its folder."""
-    check_session_id(session_id)
-    pid = int(pid_text)
-    was_running = alive(pid, session_id)
-    if was_running:
-        # setsid made the viewer a group leader: its pgid is its pid.
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.time() + STOP_GRACE_SECONDS
-        while group_alive(pid) and time.time() < deadline:
-            time.sleep(0.05)
-        if group_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    shutil.rmtree(session_dir(session_id), ignore_errors=True)
-    return {"stopped": True, "was_running": was_running}
-
-
 # Subcommand -> (function, names of its positional arguments).
 COMMANDS = {
     "launch": (launch, ("storage_root", "port", "session_id")),
     "status": (status, ("pid", "session_id")),
-    "stop": (stop, ("pid", "session_id")),
 }
 
 
