@@ -81,6 +81,7 @@ class Monitor:
         starting_limit: float,
         health: Health = fetch_health,
         clock: Callable[[], float] = time.time,
+        submit: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._lock_path = state_dir / "monitor.lock"
         self._state = state
@@ -99,6 +100,8 @@ class Monitor:
         self._failures: dict[str, int] = {}
         self._guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rvssh-monitor")
+        # Heals and checks run beside the loop (a test runs them at once).
+        self._submit = submit or self._pool.submit
 
     # --- thread and election ---------------------------------------------
 
@@ -192,7 +195,7 @@ class Monitor:
                 with self._guard:
                     running.discard(key)
 
-        self._pool.submit(run)
+        self._submit(run)
 
     # --- healing ------------------------------------------------------------
 

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import keyring
 import pytest
-from keyring.backends import null
 
 # NOTE: tests/ is not a package; put the repo root on sys.path so that
 # `tests.sshbed` imports however pytest was started (python -m pytest or not).
@@ -64,18 +62,6 @@ def one_integration_run_at_a_time() -> Iterator[None]:
     with open("/tmp/rvssh-integration.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-@pytest.fixture(autouse=True)
-def no_real_keyring() -> Iterator[None]:
-    """Keep rvssh in process away from the machine's OS keyring (tests may set their own)."""
-    # APPSEC: saved secrets of a test must never land in a real keyring.
-    previous = keyring.get_keyring()
-    keyring.set_keyring(null.Keyring())
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture(scope="session")

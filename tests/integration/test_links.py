@@ -126,6 +126,14 @@ def assert_back_on_the_same_port(rvssh: Rvssh, session: dict[str, Any], since: f
     return took
 
 
+def assert_healed_in_time(rvssh: Rvssh, session: dict[str, Any], what: str, took: float, reads: ReadWatch) -> None:
+    """Check the outage's figures (reads under 1 s, back within 5 s), then stop and check nothing is left."""
+    print(f"{what}: tunnel back in {took:.2f} s; slowest of {reads.count} reads {reads.slowest * 1000:.1f} ms")
+    assert reads.slowest < READ_LIMIT and reads.count > 0
+    assert took < BACK_WITHIN
+    stop_and_check_nothing_is_left(rvssh, session)
+
+
 def stop_and_check_nothing_is_left(rvssh: Rvssh, session: dict[str, Any]) -> None:
     result = rvssh.client.simulate_post("/api/remote/viewer/stop", json={"session_id": session["sessionId"]})
     assert result.status_code == 200, result.text
@@ -156,11 +164,8 @@ def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer
         os.kill(master_pid(viewer_rvssh), signal.SIGKILL)
         killed = time.monotonic()
         took = assert_back_on_the_same_port(viewer_rvssh, session, killed)
-    print(f"master killed -> tunnel back in {took:.2f} s; slowest read {reads.slowest * 1000:.1f} ms of {reads.count}")
-    assert reads.slowest < READ_LIMIT and reads.count > 0
-    assert took < BACK_WITHIN
     assert viewer_processes(session["sessionId"]) == [session["remotePid"]]
-    stop_and_check_nothing_is_left(viewer_rvssh, session)
+    assert_healed_in_time(viewer_rvssh, session, "master killed", took, reads)
 
 
 def test_a_frozen_server_past_the_keepalive_window_heals(viewer_rvssh: Rvssh) -> None:
@@ -182,10 +187,7 @@ def test_a_frozen_server_past_the_keepalive_window_heals(viewer_rvssh: Rvssh) ->
                     os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
         took = assert_back_on_the_same_port(viewer_rvssh, session, resumed)
-    print(f"frozen sshd -> tunnel back {took:.2f} s after SIGCONT; slowest read {reads.slowest * 1000:.1f} ms")
-    assert reads.slowest < READ_LIMIT
-    assert took < BACK_WITHIN
-    stop_and_check_nothing_is_left(viewer_rvssh, session)
+    assert_healed_in_time(viewer_rvssh, session, "frozen sshd (from SIGCONT)", took, reads)
 
 
 def test_a_restarted_sshd_heals_with_the_agent(viewer_rvssh: Rvssh) -> None:
@@ -194,10 +196,7 @@ def test_a_restarted_sshd_heals_with_the_agent(viewer_rvssh: Rvssh) -> None:
         viewer_rvssh.bed.restart()
         restarted = time.monotonic()
         took = assert_back_on_the_same_port(viewer_rvssh, session, restarted)
-    print(f"sshd restarted -> tunnel back in {took:.2f} s; slowest read {reads.slowest * 1000:.1f} ms")
-    assert reads.slowest < READ_LIMIT
-    assert took < BACK_WITHIN
-    stop_and_check_nothing_is_left(viewer_rvssh, session)
+    assert_healed_in_time(viewer_rvssh, session, "sshd restarted", took, reads)
 
 
 def test_a_viewer_gone_with_the_link_is_started_again_once(viewer_rvssh: Rvssh) -> None:
@@ -296,7 +295,4 @@ def test_a_link_down_and_up_again_serves_the_same_port_within_seconds(netns_rvss
             bed.link_up()
         back = time.monotonic()
         took = assert_back_on_the_same_port(netns_rvssh, session, back)
-    print(f"link down/up -> tunnel back {took:.2f} s after the link; slowest read {reads.slowest * 1000:.1f} ms")
-    assert reads.slowest < READ_LIMIT
-    assert took < BACK_WITHIN
-    stop_and_check_nothing_is_left(netns_rvssh, session)
+    assert_healed_in_time(netns_rvssh, session, "link down and up (from the link's return)", took, reads)
