@@ -20,6 +20,7 @@ from rvssh.http.known_hosts import KnownHostsAcceptResource, KnownHostsListResou
 from rvssh.http.openapi import OpenApiResource
 from rvssh.http.saved import SavedConnectionsResource
 from rvssh.http.security import SecurityMiddleware
+from rvssh.http.ssh_hosts import SshHostsResource
 from rvssh.http.validation import ValidationMiddleware
 from rvssh.http.viewer import ViewerSessionsResource, ViewerStartResource, ViewerStatusResource, ViewerStopResource
 from rvssh.http.web import WebFilesResource
@@ -29,6 +30,8 @@ from rvssh.store.token import serving_token
 
 API = "/api"
 REMOTE = "/api/remote"
+# rvssh's own endpoints, outside the Remote Viewer API.
+RVSSH = "/api/rvssh"
 
 
 def create_app(
@@ -71,6 +74,7 @@ def create_app(
     app.add_route(f"{REMOTE}/viewer/stop", ViewerStopResource(services))
     app.add_route(f"{REMOTE}/viewer/sessions", ViewerSessionsResource(services))
     app.add_route(f"{REMOTE}/viewer/status/{{session_id}}", ViewerStatusResource(services))
+    app.add_route(f"{RVSSH}/ssh-hosts", SshHostsResource(services))
     return app
 
 

@@ -336,6 +336,25 @@ class ViewerSessionsResponse(ResponseModel):
     sessions: list[ViewerSession]
 
 
+# --- rvssh's own: the ssh config's hosts ---------------------------------
+
+
+class SshHostEntry(ResponseModel):
+    """A Host alias of the user's ssh config and where ``ssh -G`` says it leads (``error`` if it cannot)."""
+
+    alias: str
+    user: Optional[str] = None
+    hostname: Optional[str] = None
+    port: Optional[int] = None
+    proxy_jump: Optional[str] = None
+    error: Optional[str] = None
+
+
+class SshHostsResponse(ResponseModel):
+    files: list[str]
+    hosts: list[SshHostEntry]
+
+
 # --- environments and files ----------------------------------------------
 
 

@@ -16,6 +16,7 @@ from rvssh.services.connections import ConnectionService
 from rvssh.services.environments import EnvironmentService
 from rvssh.services.monitor import Monitor
 from rvssh.services.saved import recall_credentials, resolve_connect
+from rvssh.services.ssh_hosts import SshHostsService
 from rvssh.services.viewer import ViewerLifecycle, ViewerReads
 from rvssh.settings import Settings
 from rvssh.ssh.argv import SshCommon
@@ -58,6 +59,7 @@ class Services:
     viewer_reads: ViewerReads
     saved_connections: SavedConnectionStore
     monitor: Monitor
+    ssh_hosts: SshHostsService
 
     def resolve_target(self, host: str, port: int, username: str | None) -> Target:
         """Return the target for request strings; without a username, ssh's config names the user."""
@@ -148,6 +150,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         viewer_reads=ViewerReads(state),
         saved_connections=saved_connections,
         monitor=monitor,
+        ssh_hosts=SshHostsService(common, ssh_env, settings.ssh_config),
     )
 
 

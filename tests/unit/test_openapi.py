@@ -81,7 +81,7 @@ def test_queries_and_path_parameters(tmp_path: Path) -> None:
 def test_everything_but_health_and_the_document_needs_the_token(tmp_path: Path, token: str | None) -> None:
     _, document = document_of(tmp_path, token=token)
     secured = {path for path, operations in document["paths"].items() for operation in operations.values() if "security" in operation}
-    assert {path for path in document["paths"] if path.startswith("/api/remote")} == secured
+    assert {path for path in document["paths"] if path.startswith(("/api/remote", "/api/rvssh"))} == secured
     assert "loopback" in document["info"]["description"]
 
 
