@@ -1,4 +1,7 @@
-"""Command line: ``rvssh serve`` runs the API under gunicorn."""
+"""Command line: ``rvssh serve`` runs the API under gunicorn; ``open``, ``ls``, ``stop``, ``hosts`` use it.
+
+This module only reads flags: the client commands live in rvssh/client/.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from urllib.parse import quote
 from gunicorn.app.base import BaseApplication
 
 from rvssh import __version__
+from rvssh.client.commands import run_command
 from rvssh.errors import StoreError
 from rvssh.http.security import bind_problem
 from rvssh.settings import DEFAULT_BIND, Settings, forget_secret_variables
@@ -98,11 +102,53 @@ def _session_count(text: str) -> int:
     return value
 
 
+def _port_number(text: str) -> int:
+    """Parse --local-port: a TCP port."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
+    return int(text)
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``open``, ``ls``, ``stop`` and ``hosts`` (docs/cli.md)."""
+    opener = commands.add_parser(
+        "open", help="open the Runicorn viewer of a server in your browser (Ctrl-C stops it)",
+        description="Connect to HOST, start the Runicorn viewer there with the environment that has runicorn, "
+                    "tunnel it to this machine, print its URL and open it in your browser. Stays until Ctrl-C, "
+                    "which stops the viewer.")
+    opener.add_argument("host", metavar="HOST",
+                        help="an alias of your ssh config, user@host, host:port, [v6]:port or ssh://[user@]host[:port]")
+    opener.add_argument("--env", metavar="NAME|PATH",
+                        help="environment to run the viewer with: a name rvssh finds on the server, or the path "
+                             "of a python there (default: the one with runicorn; asked when several)")
+    opener.add_argument("--root", metavar="DIR",
+                        help="storage root on the server (default: runicorn's own when it exists, else one "
+                             "found there, else ~/runicorn_data)")
+    opener.add_argument("--local-port", type=_port_number, metavar="N",
+                        help="port of the viewer's URL on this machine (default: a free one)")
+    opener.add_argument("--no-browser", action="store_false", dest="browser", help="print the URL only")
+    opener.add_argument("--detach", action="store_true", help="return once the viewer runs, and leave it running")
+    lister = commands.add_parser("ls", help="list connections and viewer sessions",
+                                 description="List the connections and viewer sessions of rvssh's state directory.")
+    lister.add_argument("--json", action="store_true", help="print them as JSON (the answer of /api/remote/status)")
+    stopper = commands.add_parser(
+        "stop", help="stop a viewer, or everything on a host",
+        description="Stop a viewer session by its id, or every viewer of HOST and its connection, or everything.")
+    stopper.add_argument("target", nargs="?", metavar="SESSION|HOST",
+                         help="a session id (rvssh ls), or a host as rvssh open takes it")
+    stopper.add_argument("--all", action="store_true", help="stop every viewer and close every connection")
+    hosts = commands.add_parser("hosts", help="list the Host aliases of your ssh config",
+                                description="List the Host aliases of your ssh config (Include files too) and "
+                                            "where ssh says each leads.")
+    hosts.add_argument("--json", action="store_true", help="print them as JSON (the answer of /api/rvssh/ssh-hosts)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``rvssh`` command."""
     parser = argparse.ArgumentParser(
         prog="rvssh",
-        description="Serve the Runicorn Remote Viewer API locally, doing every SSH operation with the system OpenSSH client.",
+        description="Serve the Runicorn Remote Viewer API locally, doing every SSH operation with the system "
+                    "OpenSSH client, and open viewers from the command line.",
     )
     parser.add_argument("--version", action="version", version=f"rvssh {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="never keep the secrets of saved connections (env RVSSH_SAVE_SECRETS=0)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
                        help="how much to log on stderr; debug shows every ssh command (env RVSSH_LOG_LEVEL; default info)")
+    add_client_commands(commands)
     return parser
 
 
@@ -154,24 +201,32 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run ``rvssh serve`` until gunicorn stops."""
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level)
+    forget_secret_variables()
+    problem = bind_problem(settings)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    try:
+        token = serving_token(settings.token, settings.state_dir)
+    except StoreError as ex:
+        print(f"rvssh: {ex.message}", file=sys.stderr)
+        return 1
+    GunicornApplication(settings, token).run()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rvssh`` command."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        settings = settings_from_args(args)
-        configure_logging(settings.log_level)
-        forget_secret_variables()
-        problem = bind_problem(settings)
-        if problem is not None:
-            print(problem, file=sys.stderr)
-            return 2
-        try:
-            token = serving_token(settings.token, settings.state_dir)
-        except StoreError as ex:
-            print(f"rvssh: {ex.message}", file=sys.stderr)
-            return 1
-        GunicornApplication(settings, token).run()
-    return 0
+        return serve(args)
+    settings = Settings.from_env()
+    forget_secret_variables()
+    return run_command(args, settings)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,30 @@ def registered_routes(tmp_path: Path) -> list[tuple[str, str]]:
     ]
 
 
-def serve_help() -> str:
-    """Return what ``rvssh serve --help`` prints."""
+CLIENT_COMMANDS = ("open", "ls", "stop", "hosts")
+
+
+def command_help(name: str) -> str:
+    """Return what ``rvssh <name> --help`` prints."""
     parser = build_parser()
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return action.choices["serve"].format_help()
-    raise AssertionError("rvssh has no serve command")
+            return action.choices[name].format_help()
+    raise AssertionError(f"rvssh has no {name} command")
+
+
+def serve_help() -> str:
+    """Return what ``rvssh serve --help`` prints."""
+    return command_help("serve")
+
+
+@pytest.fixture
+def eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # argparse wraps at $COLUMNS; the docs show an 80-column terminal.
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("PYTHON_COLORS", "0")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
 
 
 def test_every_route_is_documented(tmp_path: Path) -> None:
@@ -68,12 +85,23 @@ def test_every_setting_is_documented() -> None:
     assert not missing, f"docs/configuration.md does not mention the settings: {missing}"
 
 
-def test_serve_help_in_the_docs_is_the_real_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    # argparse wraps at $COLUMNS; the docs show an 80-column terminal.
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setenv("PYTHON_COLORS", "0")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
+@pytest.mark.usefixtures("eighty_columns")
+def test_serve_help_in_the_docs_is_the_real_one() -> None:
     blocks = HELP_BLOCK.findall(read_doc("configuration.md"))
     assert len(blocks) == 1, "docs/configuration.md needs exactly one fenced `rvssh serve --help` block"
     assert blocks[0].rstrip("\n") == serve_help().rstrip("\n")
+
+
+@pytest.mark.usefixtures("eighty_columns")
+@pytest.mark.parametrize("name", CLIENT_COMMANDS)
+def test_the_help_of_each_command_in_cli_md_is_the_real_one(name: str) -> None:
+    block = re.compile(rf"^```[a-z]*\n(usage: rvssh {name} .*?)^```", re.MULTILINE | re.DOTALL)
+    blocks = block.findall(read_doc("cli.md"))
+    assert len(blocks) == 1, f"docs/cli.md needs exactly one fenced `rvssh {name} --help` block"
+    assert blocks[0].rstrip("\n") == command_help(name).rstrip("\n")
+
+
+def test_every_command_has_its_section_in_cli_md() -> None:
+    cli = read_doc("cli.md")
+    missing = [name for name in CLIENT_COMMANDS if f"\n## rvssh {name}\n" not in cli]
+    assert not missing, f"docs/cli.md has no section for: {missing}"
