@@ -195,7 +195,11 @@ async function loadEnvironments() {
   updateStartButton();
   const connectionId = state.connection.connection_id;
   const envs = await act(async () => (await get("/api/remote/conda-envs", { connection_id: connectionId })).envs);
-  if (!envs || !state.connection || state.connection.connection_id !== connectionId) return;
+  if (!state.connection || state.connection.connection_id !== connectionId) return;
+  if (!envs) {
+    status.textContent = "Could not list the environments (the message above says why); connect again to retry.";
+    return;
+  }
   const ready = envs.filter((env) => env.runicorn_version);
   const preferred = ready.find((env) => env.is_default) || ready[0];
   list.replaceChildren(...envs.map((env, index) => {

@@ -6,6 +6,7 @@ the ones in docs/ were copied from there.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -115,6 +116,8 @@ def test_the_page_adds_a_server_trusts_its_key_logs_in_starts_opens_and_stops_a_
             # The environment with runicorn is chosen; the storage root is suggested, then set.
             runicorn = page.get_by_role("radio", name="runicorn venv")
             expect(runicorn).to_be_checked()
+            expect(page.get_by_role("radio", name="system system")).to_be_disabled()  # no runicorn there
+            runicorn.check()
             expect(page.locator("#env-list")).to_contain_text("runicorn 0.7.2")
             expect(page.locator("#root")).not_to_have_value("")
             page.get_by_label("Storage root on the server").fill(root)
@@ -162,6 +165,45 @@ def test_the_page_adds_a_server_trusts_its_key_logs_in_starts_opens_and_stops_a_
     finally:
         end_masters(tmp_path / "state")
         remove_storage_roots()
+
+
+def test_a_changed_key_shows_both_fingerprints_and_is_replaced_only_on_request(
+    page: Page, sshbed: SshBed, tmp_path: Path
+) -> None:
+    sshbed.user_known_hosts.write_text("")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    stale = tmp_path / "stale"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stale)], check=True)
+    stale_line = f"[{sshbed.host}]:{sshbed.port} {' '.join(stale.with_suffix('.pub').read_text().split()[:2])}\n"
+    (state / "known_hosts").write_text(stale_line)
+    (state / "known_hosts").chmod(0o600)
+    stale_fingerprint = subprocess.run(["ssh-keygen", "-lf", f"{stale}.pub"], capture_output=True, text=True,
+                                       check=True).stdout.split()[1]
+    environment = {"RVSSH_SSH_CONFIG": str(sshbed.ssh_config), "RVSSH_USER_KNOWN_HOSTS": str(sshbed.user_known_hosts)}
+    try:
+        with serving(tmp_path, **environment) as served:
+            page.goto(served.page_url())
+            alias = page.locator("#ssh-hosts-list li", has_text=sshbed.alias)
+            alias.get_by_role("button", name="Connect").click()
+            dialog = page.locator("#host-key-dialog")
+            expect(dialog.locator("h2")).to_have_text("The host key has changed")
+            expect(page.locator("#host-key-expected")).to_have_text(stale_fingerprint)
+            assert page.locator("#host-key-fingerprint").inner_text() in host_key_fingerprints(sshbed)
+            dialog.get_by_role("button", name="Cancel").click()
+            expect(dialog).to_be_hidden()
+            assert (state / "known_hosts").read_text() == stale_line  # declined: nothing changed
+
+            alias.get_by_role("button", name="Connect").click()
+            dialog.get_by_role("button", name="Replace the trusted key and connect").click()
+            expect(page.locator("#connected-id")).to_have_text(f"{sshbed.user}@{sshbed.alias}:22")
+            assert stale_line not in (state / "known_hosts").read_text()
+            expect(page.locator("#known-host-rows tr")).to_have_count(1)
+            page.get_by_role("button", name="Disconnect").click()
+            expect(page.locator("#viewer-idle")).to_be_visible()
+            assert served.request("GET", "/api/remote/sessions")[2]["sessions"] == []
+    finally:
+        end_masters(state)
 
 
 class QuietHandler(WSGIRequestHandler):
