@@ -80,11 +80,11 @@ class ViewerOpener:
     def open(self, request: OpenRequest) -> Opened:
         """Connect, choose, start; return the running viewer."""
         connection, fresh = self._connect(request.destination)
-        env = self._environment(connection, request.env)
-        root = self._root(connection, env[1], request.root)
+        env, config = self._environment(connection, request.env)
+        root = self._root(connection, config, request.root)
         body: dict[str, Any] = {
             "host": connection["host"], "port": connection["port"], "username": connection["username"],
-            "use_agent": True, "remote_root": root, "conda_env": env[0],
+            "use_agent": True, "remote_root": root, "conda_env": env,
         }
         if request.local_port:
             body["local_port"] = request.local_port

@@ -83,13 +83,12 @@ class HttpTransport:
         self._settings = settings
         self._timeout = timeout
         self._token = settings.token
-        literal = f"[{host}]" if ":" in host else host
-        self.base_url = f"http://{literal}:{port}"
+        self._authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.base_url = f"http://{self._authority}"
         self.description = f"rvssh serve at {self.base_url}"
 
     def _send(self, method: str, target: str, data: bytes | None, timeout: float) -> tuple[int, Mapping[str, str], Any]:
-        headers = {"Host": f"{'[' + self._host + ']' if ':' in self._host else self._host}:{self._port}",
-                   "Accept": "application/json"}
+        headers = {"Host": self._authority, "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self._token:

@@ -57,6 +57,13 @@ def answer_host_key(child: pexpect.spawn, sshbed: SshBed, shown: str) -> None:
     child.sendline("yes")
 
 
+def pick_runicorn(child: pexpect.spawn) -> None:
+    """See the test user's runicorn venv chosen (other tests may leave more environments: then rvssh asks)."""
+    if child.expect([r"Environment: runicorn \(venv,", r"Which one \[\d+\]\? "]) == 1:
+        child.sendline("runicorn")
+        child.expect_exact("Environment: runicorn (venv,")
+
+
 def test_open_in_process_asks_key_and_password_serves_the_viewer_and_ctrl_c_stops_it(
     sshbed: SshBed, state_dir: Path
 ) -> None:
@@ -69,7 +76,7 @@ def test_open_in_process_asks_key_and_password_serves_the_viewer_and_ctrl_c_stop
         child.expect_exact(f"{sshbed.user}@{sshbed.host}'s password: ")
         child.sendline(sshbed.password)
         child.expect_exact(f"Connected as {sshbed.user}@{sshbed.host}:{sshbed.port}.")
-        child.expect_exact("Environment: runicorn (venv,")
+        pick_runicorn(child)
         child.expect_exact(f"Storage root: {root} (from --root)")
         child.expect(URL)
         port = int(child.match.group(1))
@@ -108,7 +115,9 @@ def test_open_through_rvssh_serve_detaches_and_ls_stop_see_the_same_sessions(ssh
             child = spawn_rvssh(environment, "open", sshbed.alias, "--no-browser", "--detach", "--root", storage_root())
             child.expect_exact(f"Using rvssh serve at http://127.0.0.1:{served.port}.")
             answer_host_key(child, sshbed, f"[{sshbed.host}]:{sshbed.port}")
-            child.expect(URL)  # the alias logs in with its IdentityFile: no password asked
+            child.expect_exact(f"Connected as {sshbed.user}@{sshbed.alias}:22.")  # its IdentityFile: no password
+            pick_runicorn(child)
+            child.expect(URL)
             port = int(child.match.group(1))
             child.expect(pexpect.EOF)
             child.close()
