@@ -93,3 +93,5 @@ def runicorn_python() -> Path:
 
 # The rvssh fixtures (in-process app against the bed) live in their own module.
 from tests.integration.rvssh_fixtures import rvssh, state_dir, trusted  # noqa: E402,F401
+# The other kinds of server (login shells, no python) are shared by several modules.
+from tests.integration.server_beds import shells_bed  # noqa: E402,F401
