@@ -90,6 +90,10 @@ FAILURE_TABLE: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
 
 PARTIAL_SUCCESS = re.compile(r'Authenticated using "(?P<method>[^"]+)" with partial success')
 
+# What ssh says when its ProxyJump (or ProxyCommand) hop closed the connection:
+# the peer of a proxy is a pipe, which ssh names "UNKNOWN port 65535".
+PROXY_CLOSED = re.compile(r"Connection closed by UNKNOWN port 65535")
+
 
 def classify_failure(output: str) -> FailureKind:
     """Return what kind of failure ssh's output describes (CONNECT by default)."""

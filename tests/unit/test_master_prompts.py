@@ -158,6 +158,17 @@ def test_network_failures_carry_what_ssh_said(tmp_path: Path) -> None:
         masters.start(TARGET, MasterAuth(), RequestAnswers())
 
 
+def test_a_jump_host_that_closed_the_connection_is_named(tmp_path: Path) -> None:
+    masters, _ = controller(tmp_path, "proxy-closed")
+    with pytest.raises(ConnectError) as raised:
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert raised.value.message == (
+        "Connection failed: the jump host bastion (ProxyJump) closed the connection before host answered "
+        "(unreachable, a refused login, or no way on to host); ssh host in a terminal shows which "
+        "(ssh said: Connection closed by UNKNOWN port 65535)"
+    )
+
+
 def test_a_missing_ssh_client_is_a_clear_connect_error(tmp_path: Path) -> None:
     masters, _ = controller(tmp_path, "ok", ssh="/nonexistent/ssh")
     with pytest.raises(ConnectError, match="ssh client '/nonexistent/ssh' was not found"):
