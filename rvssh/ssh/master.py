@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 
 _MASTER_PID = re.compile(rb"Master running \(pid=(\d+)\)")
 CONTROL_TIMEOUT = 10.0
+# How long a line that only looks like a question must stay the last output
+# before it is taken for one (see Prompt.certain).
+QUIET_BEFORE_ANSWER = 0.5
+_ANY_OUTPUT = re.compile(r".", re.DOTALL)
 # A Unix socket path must fit sun_path (104 bytes on macOS); ssh first binds
 # "<ControlPath>.<16 random chars>".
 SUN_PATH_BUDGET = 104
@@ -240,6 +244,12 @@ class MasterController:
                 if index == 2:
                     continue
                 prompt = classify_prompt(child.after or "", echo=child.getecho())
+                if not prompt.certain:
+                    more = child.expect([pexpect.TIMEOUT, pexpect.EOF, _ANY_OUTPUT], timeout=QUIET_BEFORE_ANSWER)
+                    if more == 1:
+                        break
+                    if more == 2:
+                        continue  # text still arriving (a banner), not a question
                 self._answer(child, prompt, answerer, answered, transcript)
             # PERF: ssh has exited (EOF); reap it now instead of close()'s fixed
             # 0.1 s pause before it checks the child.

@@ -158,6 +158,26 @@ def test_network_failures_carry_what_ssh_said(tmp_path: Path) -> None:
         masters.start(TARGET, MasterAuth(), RequestAnswers())
 
 
+def test_a_banner_that_ends_like_a_question_is_not_one(tmp_path: Path) -> None:
+    masters, log = controller(tmp_path, "banner")
+    (tmp_path / "cm").mkdir()
+    # ssh went on (and succeeded): nothing was asked, nothing typed.
+    with pytest.raises(ConnectError, match="no master answers"):
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert typed(log) == []
+
+
+def test_an_unprefixed_question_is_asked_once_the_output_stays_quiet(tmp_path: Path) -> None:
+    masters, log = controller(tmp_path, "old-ssh-question")
+    (tmp_path / "cm").mkdir()
+    with pytest.raises(AuthPromptError) as raised:
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert [(prompt.text, prompt.echo) for prompt in raised.value.prompts] == [("Your badge number:", True)]
+    with pytest.raises(ConnectError, match="no master answers"):
+        masters.start(TARGET, MasterAuth(), RequestAnswers(responses=[secret("badge-7")]))
+    assert typed(log) == ["badge-7"]
+
+
 def test_a_jump_host_that_closed_the_connection_is_named(tmp_path: Path) -> None:
     masters, _ = controller(tmp_path, "proxy-closed")
     with pytest.raises(ConnectError) as raised:
