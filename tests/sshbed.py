@@ -584,6 +584,18 @@ class SshBed:
             self._generate_host_keys()
         self.start_sshd()
 
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Wait until sshd serves no connection, so that the log holds every line of the ended ones.
+
+        sshd writes a connection's last lines (a refused code, a failed
+        password) from the process serving it, which may outlive the client
+        by a moment.
+        """
+        assert self._sshd is not None
+        sshd = self._sshd
+        wait_until(lambda: not _descendants(sshd.pid), timeout, "sshd still serves a connection",
+                   context=self._log_tail)
+
     def drop_connections(self) -> None:
         """End every open ssh connection while sshd keeps listening."""
         if self._sshd is not None:
