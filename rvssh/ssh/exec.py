@@ -113,8 +113,10 @@ class SessionSlots:
                 busy += 1
             finally:
                 os.close(descriptor)
-        # Our own slot counts as busy: the sessions the server did allow are the others.
-        limit = max(1, min(busy - 1, self.limit(key) - 1))
+        # Our own slot counts as busy: the sessions the server did allow are the
+        # others. Commands refused at the same moment all learn the same number
+        # (never one fewer per refusal, which sank MaxSessions 3 to 2 or 1).
+        limit = max(1, min(busy - 1, self.limit(key)))
         write_bytes_atomic(self._limit_path(key), str(limit).encode("ascii"))
         return limit
 
