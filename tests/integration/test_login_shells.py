@@ -183,6 +183,11 @@ def test_without_python_browsing_works_and_environments_say_none_was_found(
     assert detail(get(rvssh, "conda-envs", cid), 500) == f"Failed to detect environments: {none_found}"
     assert detail(get(rvssh, "config", cid, conda_env="system"), 500) == (
         f"Failed to get remote configuration: {none_found}")
+    start = rvssh.client.simulate_post("/api/remote/viewer/start", json=body_for(
+        rvssh, TEST_USER_NOPYTHON, remote_root="~/rvt-never-made", conda_env="system"))
+    assert detail(start, 500) == (
+        "Failed to start Remote Viewer: No Python found on the server: no python3 or python on the PATH of the login shell")
+    assert not (NOPYTHON_HOME / "rvt-never-made").exists()
 
 
 def test_without_python_environments_are_found_on_disk_and_run_by_path(
