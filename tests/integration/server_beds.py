@@ -43,10 +43,14 @@ BANNER = "*** rvssh test server ***\nAuthorized use only. Questions? Ask the adm
 
 # The PATH line of each start-up file (shell syntax of that shell), and its words.
 _RC_FILES: dict[str, tuple[str, str]] = {
-    "bash": (".bashrc", 'echo "bashrc says hello"\necho "bashrc warns" >&2\nexport PATH="$HOME/venv/bin:$PATH"\n'),
-    "zsh": (".zshenv", 'echo "zshenv says hello"\necho "zshenv warns" >&2\npath=("$HOME/venv/bin" $path)\nexport PATH\n'),
-    "tcsh": (".tcshrc", 'echo "tcshrc says hello"\necho "tcshrc warns" > /dev/stderr\nsetenv PATH "${HOME}/venv/bin:${PATH}"\n'),
-    "csh": (".cshrc", 'echo "cshrc says hello"\necho "cshrc warns" > /dev/stderr\nsetenv PATH "${HOME}/venv/bin:${PATH}"\n'),
+    "bash": (".bashrc",
+             'echo "bashrc says hello"\necho "bashrc warns" >&2\nexport PATH="$HOME/venv/bin:$PATH"\n'),
+    "zsh": (".zshenv",
+            'echo "zshenv says hello"\necho "zshenv warns" >&2\npath=("$HOME/venv/bin" $path)\nexport PATH\n'),
+    "tcsh": (".tcshrc",
+             'echo "tcshrc says hello"\necho "tcshrc warns" > /dev/stderr\nsetenv PATH "${HOME}/venv/bin:${PATH}"\n'),
+    "csh": (".cshrc",
+            'echo "cshrc says hello"\necho "cshrc warns" > /dev/stderr\nsetenv PATH "${HOME}/venv/bin:${PATH}"\n'),
     "fish": (".config/fish/config.fish",
              'echo "config.fish says hello"\necho "config.fish warns" >&2\nset -gx PATH $HOME/venv/bin $PATH\n'),
 }

@@ -111,7 +111,8 @@ def test_start_up_files_that_print_leave_answers_clean(on_shells_bed: Rvssh) -> 
          "/bin/sh -c 'echo $PATH'"],
         env=bed.client_env(), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
     )
-    assert plain.stdout.splitlines() == ["ssh rc says hello", f"{home_of(TEST_USER_DASH)}/venv/bin:/usr/local/bin:/usr/bin:/bin"]
+    dash_path = f"{home_of(TEST_USER_DASH)}/venv/bin:/usr/local/bin:/usr/bin:/bin"
+    assert plain.stdout.splitlines() == ["ssh rc says hello", dash_path]
     assert BANNER in plain.stderr.replace("\r", "")
     for user in SHELL_USERS.values():
         connected(on_shells_bed, user)
@@ -185,8 +186,8 @@ def test_without_python_browsing_works_and_environments_say_none_was_found(
         f"Failed to get remote configuration: {none_found}")
     start = rvssh.client.simulate_post("/api/remote/viewer/start", json=body_for(
         rvssh, TEST_USER_NOPYTHON, remote_root="~/rvt-never-made", conda_env="system"))
-    assert detail(start, 500) == (
-        "Failed to start Remote Viewer: No Python found on the server: no python3 or python on the PATH of the login shell")
+    assert detail(start, 500) == ("Failed to start Remote Viewer: No Python found on the server: "
+                                  "no python3 or python on the PATH of the login shell")
     assert not (NOPYTHON_HOME / "rvt-never-made").exists()
 
 

@@ -33,7 +33,7 @@ from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_PASSWORD, TEST_USER, Pam
 # APPSEC: a throwaway secret for a throwaway sshd on 127.0.0.1.
 OATH_SECRET = "3132333435363738393031323334353637383930"
 OATH_PROMPT = f"One-time password (OATH) for `{TEST_USER}':"
-OATH = f"auth required pam_oath.so usersfile={{dir}}/oath.users window=20 digits=6\n"
+OATH = "auth required pam_oath.so usersfile={dir}/oath.users window=20 digits=6\n"
 PAM_TAIL = "@include common-account\n@include common-session-noninteractive\n"
 FAILED_CODE = "Failed keyboard-interactive/pam for "
 VENV_PYTHON = str(RUNICORN_VENV / "bin" / "python")
@@ -226,7 +226,8 @@ def password_body(rvssh: Rvssh, **fields: Any) -> dict[str, Any]:
 
 
 def test_the_password_field_answers_the_password_and_the_code_is_asked(with_password: Rvssh) -> None:
-    result = with_password.client.simulate_post("/api/remote/connect", json=password_body(with_password, password=TEST_PASSWORD))
+    body = password_body(with_password, password=TEST_PASSWORD)
+    result = with_password.client.simulate_post("/api/remote/connect", json=body)
     assert result.status_code == 401, result.text
     asked = result.json["detail"]
     assert asked["code"] == "AUTH_PROMPT" and asked["prompts"] == [oath_prompt()], asked

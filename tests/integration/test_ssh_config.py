@@ -75,7 +75,8 @@ def test_the_user_comes_from_the_config_and_names_the_connection(configured: Rvs
                                "port": 22, "username": TEST_USER_ZSH, "connected": True}
     assert bed.count_logins(TEST_USER_ZSH) == logins + 1
     sessions = configured.client.simulate_get("/api/remote/sessions").json["sessions"]
-    assert [(entry["key"], entry["username"]) for entry in sessions] == [(f"{TEST_USER_ZSH}@{ZSH_ALIAS}:22", TEST_USER_ZSH)]
+    assert [(entry["key"], entry["username"]) for entry in sessions] == [
+        (f"{TEST_USER_ZSH}@{ZSH_ALIAS}:22", TEST_USER_ZSH)]
     home = str(home_of(TEST_USER_ZSH))
     python = f"{home}/venv/bin/python3"
     # The viewer start leaves the username out too, as the user did.

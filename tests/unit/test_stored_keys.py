@@ -194,9 +194,11 @@ def test_a_hops_changed_key_expects_the_stored_key_of_its_type(tmp_path: Path, k
 
 
 def test_trusted_hops_and_certificates_are_no_refusal(tmp_path: Path, keys: dict[str, HostKey]) -> None:
-    managed = write(tmp_path / "known_hosts", f"{BASTION} {keys['rsa'].public_key}", f"{FIELD} {keys['ed25519'].public_key}")
+    managed = write(tmp_path / "known_hosts", f"{BASTION} {keys['rsa'].public_key}",
+                    f"{FIELD} {keys['ed25519'].public_key}")
     capture = write(tmp_path / "capture", f"{BASTION} 2200 {keys['rsa'].public_key}",
                     f"{FIELD} 2222 ssh-ed25519-cert-v01@openssh.com AAAAcert",
                     f"{FIELD} 2222 {keys['ed25519'].public_key}")
     assert build_refused_hop_error(capture, fingerprint_with_ssh_keygen, stored_in(managed)) is None
-    assert build_refused_hop_error(tmp_path / "nothing-captured", fingerprint_with_ssh_keygen, stored_in(managed)) is None
+    nothing = tmp_path / "nothing-captured"
+    assert build_refused_hop_error(nothing, fingerprint_with_ssh_keygen, stored_in(managed)) is None
