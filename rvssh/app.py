@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from rvssh.http.callers import CallerResolver
 from rvssh.http.connections import ConnectResource, DisconnectResource, SessionsResource, StatusResource
 from rvssh.http.environments import (
     CondaEnvsResource,
@@ -21,23 +22,37 @@ from rvssh.http.saved import SavedConnectionsResource
 from rvssh.http.security import SecurityMiddleware
 from rvssh.http.validation import ValidationMiddleware
 from rvssh.http.viewer import ViewerSessionsResource, ViewerStartResource, ViewerStatusResource, ViewerStopResource
+from rvssh.http.web import WebFilesResource
 from rvssh.services.container import Services, build_services
-from rvssh.settings import Settings
+from rvssh.settings import Settings, forget_secret_variables
+from rvssh.store.token import serving_token
 
 API = "/api"
 REMOTE = "/api/remote"
 
 
-def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
-    """Build the WSGI app for ``settings``; tests may pass their own ``services``."""
+def create_app(
+    settings: Settings, services: Services | None = None, caller_uid: CallerResolver | None = None
+) -> falcon.App:
+    """Build the WSGI app for ``settings``.
+
+    Tests may pass their own ``services``, and ``caller_uid`` to say which
+    account is calling (an in-process client has no socket the kernel could
+    tell about); by default callers are identified as in http/callers.py.
+    """
     services = services or build_services(settings)
+    token = serving_token(settings.token, settings.state_dir)
     router = falcon.routing.CompiledRouter()
     # The security checks run first: nothing is parsed for a refused request.
-    app = falcon.App(router=router, middleware=[SecurityMiddleware(settings), ValidationMiddleware()])
+    security = SecurityMiddleware(settings, token, caller_uid)
+    app = falcon.App(router=router, middleware=[security, ValidationMiddleware()])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
+    web = WebFilesResource()
+    app.add_route("/", web)
+    app.add_route("/{filename}", web)
     app.add_route(f"{API}/health", HealthResource())
-    app.add_route(f"{API}/openapi.json", OpenApiResource(router, token_required=settings.token is not None))
+    app.add_route(f"{API}/openapi.json", OpenApiResource(router))
     app.add_route(f"{REMOTE}/connect", ConnectResource(services))
     app.add_route(f"{REMOTE}/sessions", SessionsResource(services))
     app.add_route(f"{REMOTE}/disconnect", DisconnectResource(services))
@@ -61,4 +76,6 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
 
 def wsgi_app() -> falcon.App:
     """Return the app configured from the environment (the gunicorn entry point)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    forget_secret_variables()
+    return create_app(settings)

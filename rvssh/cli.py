@@ -7,14 +7,19 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import quote
 
 from gunicorn.app.base import BaseApplication
 
 from rvssh import __version__
+from rvssh.errors import StoreError
 from rvssh.http.security import bind_problem
-from rvssh.settings import DEFAULT_BIND, Settings
+from rvssh.settings import DEFAULT_BIND, Settings, forget_secret_variables
+from rvssh.store.token import serving_token
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# APPSEC: method, path and protocol, never gunicorn's "%(r)s" (the request line
+# with its query string): the page's address carries the token (?token=).
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -26,8 +31,9 @@ def configure_logging(level: str) -> None:
 class GunicornApplication(BaseApplication):  # type: ignore[misc]
     """Run ``create_app(settings)`` in each gunicorn worker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, token: str) -> None:
         self._settings = settings
+        self._token = token
         super().__init__()
 
     def load_config(self) -> None:
@@ -53,10 +59,7 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def _announce(self, server: Any) -> None:
-        host = self._settings.bind_host
-        shown = f"[{host}]" if ":" in host else host
-        server.log.info("rvssh %s serving the Remote Viewer API at http://%s:%d/api (state in %s)",
-                        __version__, shown, self._settings.bind_port, self._settings.state_dir)
+        print(start_line(self._settings, self._token), flush=True)
 
     def load(self) -> Any:
         from rvssh.app import create_app
@@ -66,6 +69,22 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
         # One monitor per state dir watches and heals; every worker stands by for it.
         services.monitor.start()
         return create_app(self._settings, services)
+
+
+def start_line(settings: Settings, token: str) -> str:
+    """Return the line ``rvssh serve`` prints on stdout once it listens.
+
+    With rvssh's own token (not one given with --token/RVSSH_TOKEN) the
+    page's URL carries it, so the person who started rvssh can open it in a
+    browser; the page trades it for a cookie. This line is the only place
+    the token is ever written besides its file: it goes to stdout, not to
+    the log.
+    """
+    host = settings.bind_host
+    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.bind_port}"
+    page = f"{base}/" if settings.token else f"{base}/?token={quote(token, safe='')}"
+    return (f"rvssh {__version__} serving the Remote Viewer API at {base}/api (state in {settings.state_dir}); "
+            f"open {page}")
 
 
 def _session_count(text: str) -> int:
@@ -101,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=_session_count, dest="max_sessions_per_master",
                        help="remote commands at once per connection at most; a server that refuses a "
                             "session lowers its own limit (env RVSSH_MAX_SESSIONS; default 8)")
-    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /api/remote/* "
-                                       "(env RVSSH_TOKEN, preferred: a flag is visible in ps)")
+    serve.add_argument("--token", help="token for callers not known to be your account, sent as "
+                                       "'Authorization: Bearer TOKEN'; replaces the one rvssh keeps in the "
+                                       "state directory (env RVSSH_TOKEN, preferred: a flag is visible in ps)")
     serve.add_argument("--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
                        help="let browser pages from ORIGIN call the API, e.g. http://127.0.0.1:8000 "
                             "(repeatable; env RVSSH_ALLOWED_ORIGINS, comma separated)")
@@ -140,11 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         settings = settings_from_args(args)
         configure_logging(settings.log_level)
+        forget_secret_variables()
         problem = bind_problem(settings)
         if problem is not None:
             print(problem, file=sys.stderr)
             return 2
-        GunicornApplication(settings).run()
+        try:
+            token = serving_token(settings.token, settings.state_dir)
+        except StoreError as ex:
+            print(f"rvssh: {ex.message}", file=sys.stderr)
+            return 1
+        GunicornApplication(settings, token).run()
     return 0
 
 

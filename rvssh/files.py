@@ -58,12 +58,8 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename), with ``mode``.
-
-    Raises:
-        StoreError: the file could not be written.
-    """
+def _write_temp_file(path: Path, data: bytes, mode: int) -> str:
+    """Write ``data`` with ``mode`` to a new temp file beside ``path`` (fsynced) and return its name."""
     make_private_dir(path.parent)
     try:
         descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -75,11 +71,48 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as ex:
+        Path(temp_name).unlink(missing_ok=True)
+        raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+    return temp_name
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename), with ``mode``.
+
+    Raises:
+        StoreError: the file could not be written.
+    """
+    temp_name = _write_temp_file(path, data, mode)
+    try:
         os.replace(temp_name, path)
         _fsync_directory(path.parent)
     except OSError as ex:
         Path(temp_name).unlink(missing_ok=True)
         raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+
+
+def create_file_once(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; return whether this call created it.
+
+    The content is written to a temp file and hard-linked into place, so a
+    reader never sees a partial file, and of two processes racing (gunicorn
+    workers, a CLI) exactly one creates it and both then read the same bytes.
+
+    Raises:
+        StoreError: the file could not be written.
+    """
+    temp_name = _write_temp_file(path, data, mode)
+    try:
+        os.link(temp_name, path)
+        _fsync_directory(path.parent)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as ex:
+        raise StoreError(f"Failed to write {path}: {ex.strerror}") from ex
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, MutableMapping
 
 DEFAULT_BIND = "127.0.0.1:23300"
 # A Unix socket path must fit sun_path (104 bytes on macOS, 108 on Linux).
@@ -17,6 +17,8 @@ DEFAULT_BIND = "127.0.0.1:23300"
 # leave room for "/" + a 40-char socket name + 17 more bytes.
 CONTROL_NAME_LENGTH = 40
 SUN_PATH_BUDGET = 104
+# Read once at start, then removed from the process environment (see forget_secret_variables).
+SECRET_VARIABLES = ("RVSSH_TOKEN",)
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -63,7 +65,8 @@ class Settings:
             ``interval`` seconds is dead, and its master exits (then healed).
         monitor_interval: seconds between two looks of the background monitor.
         log_level: how much rvssh logs on stderr (debug shows every ssh argv).
-        token: bearer token required on /api/remote/* when set.
+        token: the token callers not known to be this account must send;
+            unset, rvssh keeps its own in ``<state_dir>/token``.
         allowed_origins: browser origins allowed besides the server's own.
         allowed_hosts: Host header names accepted besides loopback names.
         save_secrets: whether saved connections may keep passwords/passphrases.
@@ -150,3 +153,14 @@ class Settings:
         if len(str(preferred)) + 1 + CONTROL_NAME_LENGTH + 17 < SUN_PATH_BUDGET:
             return preferred
         return Path("/tmp") / f"rvssh-{os.getuid()}"
+
+
+def forget_secret_variables(env: MutableMapping[str, str] | None = None) -> None:
+    """Remove RVSSH_TOKEN from the environment once it has been read into Settings.
+
+    Every child rvssh starts (ssh, ssh-keygen, gunicorn workers' children)
+    inherits the process environment; the token must reach none of them.
+    """
+    env = os.environ if env is None else env
+    for name in SECRET_VARIABLES:
+        env.pop(name, None)

@@ -543,7 +543,7 @@ class SshBed:
             self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             with open(self.log_path, "ab") as log:
                 self._sshd = subprocess.Popen(
-                    [str(self.sshd_program), "-D", "-e", "-f", str(self.sshd_config), "-E", str(self.log_path)],
+                    self.sshd_argv(),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
@@ -560,6 +560,10 @@ class SshBed:
                 self.stop_sshd()
                 raise
         raise SshBedError(f"sshd found no free port\n{self._log_tail()}")
+
+    def sshd_argv(self) -> list[str]:
+        """Return the command that runs this bed's sshd in the foreground."""
+        return [str(self.sshd_program), "-D", "-e", "-f", str(self.sshd_config), "-E", str(self.log_path)]
 
     def stop_sshd(self) -> None:
         """Stop sshd and end its open connections and their sessions.

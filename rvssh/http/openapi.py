@@ -3,7 +3,8 @@
 One source of truth: a resource declares ``body_models``, ``query_models``
 and ``response_models`` per method (the first two are what the
 ValidationMiddleware enforces), and this module turns the routes of the
-app's router and those declarations into the document.
+app's router and those declarations into the document. It describes the API
+under ``/api/``; the page's files (``/``) are not part of it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,22 @@ from rvssh import __version__
 from rvssh.http.security import OPEN_PATHS
 from rvssh.models import ErrorResponse
 
+API_PREFIX = "/api/"
 REF_TEMPLATE = "#/components/schemas/{model}"
 PATH_PARAMETER = re.compile(r"{(\w+)}")
 Operation = tuple[str, str, Any]
+AUTH_DESCRIPTION = (
+    "Every operation but /api/health and /api/openapi.json needs the bearer token, except for callers "
+    "of the account that runs rvssh over loopback on Linux (see docs/security.md)."
+)
 
 
 def list_operations(router: CompiledRouter) -> list[Operation]:
-    """Return (path, METHOD, resource) for every responder the router holds."""
+    """Return (path, METHOD, resource) for every responder the router holds under /api/."""
     operations = []
     for route in inspect_compiled_router(router):
+        if not route.path.startswith(API_PREFIX):
+            continue
         found = router.find(route.path)
         if found is None:
             continue
@@ -69,7 +77,7 @@ def _json(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(path: str, method: str, resource: Any, refs: dict[Any, Any], token_required: bool) -> dict[str, Any]:
+def _operation(path: str, method: str, resource: Any, refs: dict[Any, Any]) -> dict[str, Any]:
     body = _declared(resource, "body_models", method)
     query = _declared(resource, "query_models", method)
     answer = _declared(resource, "response_models", method)
@@ -92,21 +100,25 @@ def _operation(path: str, method: str, resource: Any, refs: dict[Any, Any], toke
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": _json(refs[(body, "validation")])}
-    if token_required and path not in OPEN_PATHS:
+    if path not in OPEN_PATHS:
         operation["security"] = [{"bearer": []}]
     return operation
 
 
-def build_openapi(router: CompiledRouter, token_required: bool) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document of every route of ``router``."""
+def build_openapi(router: CompiledRouter) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of every /api/ route of ``router``."""
     operations = list_operations(router)
     refs, definitions = _schemas(operations)
     paths: dict[str, dict[str, Any]] = {}
     for path, method, resource in operations:
-        paths.setdefault(path, {})[method.lower()] = _operation(path, method, resource, refs, token_required)
+        paths.setdefault(path, {})[method.lower()] = _operation(path, method, resource, refs)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "rvssh: Runicorn Remote Viewer API over OpenSSH", "version": __version__},
+        "info": {
+            "title": "rvssh: Runicorn Remote Viewer API over OpenSSH",
+            "version": __version__,
+            "description": AUTH_DESCRIPTION,
+        },
         "paths": paths,
         "components": {
             "schemas": definitions,
@@ -118,12 +130,11 @@ def build_openapi(router: CompiledRouter, token_required: bool) -> dict[str, Any
 class OpenApiResource:
     """Serve the document, built once on first use (routes are fixed by then)."""
 
-    def __init__(self, router: CompiledRouter, token_required: bool) -> None:
+    def __init__(self, router: CompiledRouter) -> None:
         self._router = router
-        self._token_required = token_required
         self._document: dict[str, Any] | None = None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self._document is None:
-            self._document = build_openapi(self._router, self._token_required)
+            self._document = build_openapi(self._router)
         resp.media = self._document

@@ -1,8 +1,9 @@
-"""Who may call the local API: Host and Origin checks, CORS, the bearer token, body rules.
+"""Who may call the local API: Host and Origin checks, CORS, the caller's account, the token, body rules.
 
-The API can run commands on the user's servers, so a web page in the user's
-browser must not be able to drive it (docs/security.md has the threat
-model). The rules, in the order the middleware applies them:
+The API can run commands on the user's servers, so neither a web page in the
+user's browser nor another account of the machine may drive it
+(docs/security.md has the threat model). The rules, in the order the
+middleware applies them:
 
 1. ``Host`` must be a loopback name (``localhost``, ``127.x``, ``[::1]``, any
    port), the bind address, or a name given with ``--allow-host``: a DNS
@@ -13,27 +14,47 @@ model). The rules, in the order the middleware applies them:
    ``same-site`` (an ``<img>`` or a link from another page) is refused too.
 3. CORS preflights from allowed origins are answered here (204), echoing the
    origin; actual answers to allowed origins carry the same header.
-4. With a token, every path but ``/api/health`` and ``/api/openapi.json``
-   needs ``Authorization: Bearer <token>`` (401).
-5. Bodies must be ``application/json`` (415), at most 1 MiB (413) and sent
+4. ``GET /?token=<token>`` (the URL ``rvssh serve`` prints) trades the token
+   for an HttpOnly, SameSite=Strict cookie and redirects to ``/``, so the
+   token leaves the address bar; a wrong one is 401 and sets nothing.
+5. Every path but ``/api/health`` and ``/api/openapi.json`` is served to a
+   caller that sends ``Authorization: Bearer <token>`` or the cookie, or
+   whose account is the one rvssh runs as (read from the kernel's socket
+   table, see callers.py). A wrong bearer token and an unknown account are
+   401, another account is 403.
+6. Bodies must be ``application/json`` (415), at most 1 MiB (413) and sent
    with a Content-Length (411).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import logging
+import os
 from typing import Iterable
 
 import falcon
 
+from rvssh.http.callers import CallerResolver, resolver_for
 from rvssh.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
+TOKEN_COOKIE = "rvssh_token"
+PAGE_PATH = "/"
+WRONG_TOKEN = "Missing or wrong bearer token"
+WRONG_URL_TOKEN = "Wrong token in the address: open the URL that rvssh serve printed"
+OTHER_ACCOUNT = (
+    "This rvssh serves only the account that started it; "
+    "another account must send its token (Authorization: Bearer)"
+)
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -84,12 +105,27 @@ def origin_allowed(origin: str, host_header: str, allowed_origins: Iterable[str]
     return candidate == f"http://{host_header.strip().lower()}" or candidate in allowed_origins
 
 
+def secret_equals(offered: str, expected: str) -> bool:
+    """Return whether ``offered`` is ``expected`` (not empty), compared in constant time."""
+    # APPSEC: compare_digest, so the time taken does not tell how much of the secret matched.
+    matches = hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+    return matches and bool(expected)
+
+
 def token_matches(authorization: str | None, token: str) -> bool:
     """Return whether ``authorization`` is ``Bearer <token>``, compared in constant time."""
     scheme, _, credentials = (authorization or "").strip().partition(" ")
-    # APPSEC: compare_digest, so the time taken does not tell how much of the token matched.
-    matches = hmac.compare_digest(credentials.strip().encode("utf-8"), token.encode("utf-8"))
-    return scheme.lower() == "bearer" and matches
+    return secret_equals(credentials.strip(), token) and scheme.lower() == "bearer"
+
+
+def cookie_value(token: str) -> str:
+    """Return what the page's cookie holds for ``token``: an HMAC of it, not the token itself.
+
+    Browsers send a cookie of 127.0.0.1 to every port of 127.0.0.1, and an
+    explicit ``--token`` may hold characters a cookie cannot; the HMAC is
+    cookie-safe and does not give the token away.
+    """
+    return hmac.new(token.encode("utf-8"), b"rvssh page cookie", hashlib.sha256).hexdigest()
 
 
 def is_json_content_type(content_type: str | None) -> bool:
@@ -109,16 +145,28 @@ def bind_problem(settings: Settings) -> str | None:
 
 
 class SecurityMiddleware:
-    """Apply the rules of this module to every request, before validation."""
+    """Apply the rules of this module to every request, before validation.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: bind address, allowed hosts and origins.
+        token: the token callers of other accounts must present.
+        caller_uid: tells the account of a request's caller, or None when it
+            cannot be known; by default the kernel's socket table on a Linux
+            loopback bind (tests pass their own). The account rvssh runs as
+            is served without a token.
+    """
+
+    def __init__(self, settings: Settings, token: str, caller_uid: CallerResolver | None = None) -> None:
         # "--allow-host gw:23300" and "--allow-host GW" both mean the name "gw".
         names = {host_name(name) or name.lower() for name in settings.allowed_hosts}
         if settings.bind_host.lower() not in WILDCARD_BINDS:
             names.add(settings.bind_host.lower())
         self._allowed_names = frozenset(names)
         self._allowed_origins = frozenset(normalise_origin(origin) for origin in settings.allowed_origins)
-        self._token = settings.token
+        self._token = token
+        self._cookie = cookie_value(token)
+        self._caller_uid = caller_uid or resolver_for(is_loopback_name(settings.bind_host.lower()))
+        self._owner_uid = os.geteuid()
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         host = req.get_header("Host") or ""
@@ -130,9 +178,11 @@ class SecurityMiddleware:
         if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method") and req.context.cors_origin:
             self._answer_preflight(req, resp)
             return
-        if self._token and req.path not in OPEN_PATHS:
-            if not token_matches(req.get_header("Authorization"), self._token):
-                raise falcon.HTTPUnauthorized(description="Missing or wrong bearer token", challenges=["Bearer"])
+        if req.method == "GET" and req.path == PAGE_PATH and "token" in req.params:
+            self._trade_url_token(req, resp)
+            return
+        if req.path not in OPEN_PATHS:
+            self._check_caller(req)
         if req.method in BODY_METHODS:
             self._check_body(req)
 
@@ -147,6 +197,39 @@ class SecurityMiddleware:
         if not origin_allowed(origin, host, self._allowed_origins):
             raise falcon.HTTPForbidden(description=f"Origin not allowed: {origin} (see --allow-origin)")
         req.context.cors_origin = origin
+
+    def _trade_url_token(self, req: falcon.Request, resp: falcon.Response) -> None:
+        offered = req.params["token"]
+        if not isinstance(offered, str) or not secret_equals(offered, self._token):
+            log.warning("refused a wrong token in the page's address from %s", req.remote_addr)
+            raise falcon.HTTPUnauthorized(description=WRONG_URL_TOKEN, challenges=["Bearer"])
+        # APPSEC: the token leaves the address bar at once:
+        # a redirect to the bare page, with the cookie that stands for it.
+        resp.status = falcon.HTTP_303
+        resp.location = PAGE_PATH
+        resp.set_cookie(TOKEN_COOKIE, self._cookie, path=PAGE_PATH, http_only=True, same_site="Strict", secure=False)
+        resp.set_header("Referrer-Policy", "no-referrer")
+        resp.set_header("Cache-Control", "no-store")
+        resp.complete = True
+
+    def _check_caller(self, req: falcon.Request) -> None:
+        authorization = req.get_header("Authorization")
+        if authorization is not None:
+            if not token_matches(authorization, self._token):
+                log.warning("refused a wrong bearer token on %s %s", req.method, req.path)
+                raise falcon.HTTPUnauthorized(description=WRONG_TOKEN, challenges=["Bearer"])
+            return
+        # A cookie that does not match (left from an earlier token) is ignored:
+        # the browser sends it by itself, and the owner is still the owner.
+        if any(secret_equals(value, self._cookie) for value in req.get_cookie_values(TOKEN_COOKIE) or ()):
+            return
+        uid = self._caller_uid(req.env)
+        if uid is None:
+            raise falcon.HTTPUnauthorized(description=WRONG_TOKEN, challenges=["Bearer"])
+        if uid != self._owner_uid:
+            log.warning("refused %s %s from uid %d: not the account rvssh runs as, and no token",
+                        req.method, req.path, uid)
+            raise falcon.HTTPForbidden(description=OTHER_ACCOUNT)
 
     def _answer_preflight(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.status = falcon.HTTP_204

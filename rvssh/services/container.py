@@ -35,8 +35,10 @@ from rvssh.store.secrets import LegacySecrets, choose_box
 
 log = logging.getLogger(__name__)
 
-# Longest a heal's login may take: a lost link is retried often rather than waited on.
-HEAL_CONNECT_TIMEOUT = 5.0
+# Longest a heal's TCP connect may take: a lost link is retried often rather than waited on.
+HEAL_CONNECT_TIMEOUT = 3.0
+# A start still "starting" this long past viewer_ready_timeout was abandoned.
+STARTING_GRACE = 30.0
 
 
 @dataclass
@@ -130,6 +132,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         recall=partial(recall_credentials, saved_servers=saved_connections),
         interval=settings.monitor_interval,
         heal_timeout=min(settings.connect_timeout, HEAL_CONNECT_TIMEOUT),
+        starting_limit=settings.viewer_ready_timeout + STARTING_GRACE,
     )
     return Services(
         settings=settings,

@@ -17,7 +17,8 @@ Each tick (``interval`` seconds):
   ``down``, and forgotten after a while.
 - a running session is asked ``GET /api/health`` through its tunnel (short
   timeout); after a few failures in a row the server is asked whether the
-  viewer still runs.
+  viewer still runs. A start that no process finishes any more (rvssh
+  stopped while starting) becomes an error.
 
 How fast a dead *link* is noticed is ssh's job: ServerAliveInterval ×
 ServerAliveCountMax in rvssh's ssh_config, after which the master exits.
@@ -46,15 +47,23 @@ log = logging.getLogger(__name__)
 
 HEALTH_CHECK_TIMEOUT = 1.0
 FAILURES_BEFORE_REMOTE_CHECK = 3
+REMOTE_CHECK_TIMEOUT = 10.0
 FORGET_DOWN_AFTER = 60.0
 REFRESH_CHECKED_EVERY = 5.0
 ELECTION_RETRY = 2.0
-MAX_BACKOFF = 2.0
+# PERF: a link that comes back is found within a login attempt (3 s) and a
+# second; after this many attempts (a few minutes) rvssh tries less often.
+QUICK_ATTEMPTS = 60
+SLOW_RETRY = 10.0
 
 
 def heal_delay(attempts: int) -> float:
     """Return how long to wait before login attempt number ``attempts + 1`` after a loss."""
-    return 0.0 if attempts == 0 else min(MAX_BACKOFF, 0.25 * 2**attempts)
+    if attempts == 0:
+        return 0.0
+    if attempts > QUICK_ATTEMPTS:
+        return SLOW_RETRY
+    return min(1.0, 0.25 * 2**attempts)
 
 
 class Monitor:
@@ -69,8 +78,10 @@ class Monitor:
         recall: Callable[[AuthRecipe], Credentials],
         interval: float,
         heal_timeout: float,
+        starting_limit: float,
         health: Health = fetch_health,
         clock: Callable[[], float] = time.time,
+        submit: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._lock_path = state_dir / "monitor.lock"
         self._state = state
@@ -79,6 +90,7 @@ class Monitor:
         self._recall = recall
         self._interval = interval
         self._heal_timeout = heal_timeout
+        self._starting_limit = starting_limit
         self._health = health
         self._clock = clock
         self._stop = threading.Event()
@@ -88,6 +100,8 @@ class Monitor:
         self._failures: dict[str, int] = {}
         self._guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rvssh-monitor")
+        # Heals and checks run beside the loop (a test runs them at once).
+        self._submit = submit or self._pool.submit
 
     # --- thread and election ---------------------------------------------
 
@@ -138,6 +152,10 @@ class Monitor:
             for session in sessions:
                 if session.status in ("running", "error") and session.connection_id in alive:
                     self._spawn(self._checking, session.session_id, self._check_session, session)
+                elif session.status == "starting" and self._clock() - session.created_at > self._starting_limit:
+                    # A start that no rvssh finishes any more (it stopped while starting).
+                    self._viewers.note(session.session_id, "error",
+                                       "The start did not finish (rvssh stopped while starting this viewer)")
         except RvsshError as ex:
             log.warning("monitor: %s", ex.message)
 
@@ -177,7 +195,7 @@ class Monitor:
                 with self._guard:
                     running.discard(key)
 
-        self._pool.submit(run)
+        self._submit(run)
 
     # --- healing ------------------------------------------------------------
 
@@ -209,9 +227,10 @@ class Monitor:
             return
         failures = self._failures.get(session.session_id, 0) + 1
         self._failures[session.session_id] = failures
-        if failures < FAILURES_BEFORE_REMOTE_CHECK or session.status == "error":
+        if failures != FAILURES_BEFORE_REMOTE_CHECK:
             return
-        remote = self._viewers.remote_status(session.session_id)
+        self._viewers.note(session.session_id, "error", "No answer through the tunnel (is the link down?)")
+        remote = self._viewers.remote_status(session.session_id, REMOTE_CHECK_TIMEOUT)
         if remote is None:
             return
         if not remote.get("alive"):

@@ -143,12 +143,15 @@ class ViewerLifecycle:
 
     # --- remote programs -------------------------------------------------
 
-    def _remote(self, target: Target, subcommand: str, *args: str, python: str | None = None) -> dict[str, Any]:
-        result = self._executor.run(target, build_viewer_program(subcommand, *args, python=python))
+    def _remote(
+        self, target: Target, subcommand: str, *args: str, python: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        result = self._executor.run(target, build_viewer_program(subcommand, *args, python=python), timeout)
         return parse_probe_output(result.stdout, result.stderr, result.exit_status)
 
-    def _remote_status(self, target: Target, record: ViewerRecord) -> dict[str, Any]:
-        return self._remote(target, "status", str(record.remote_pid), record.session_id, python=record.python)
+    def _remote_status(self, target: Target, record: ViewerRecord, timeout: float | None = None) -> dict[str, Any]:
+        return self._remote(target, "status", str(record.remote_pid), record.session_id, python=record.python,
+                            timeout=timeout)
 
     def _launch(self, target: Target, record: ViewerRecord, python: str | None, remote_port: int) -> None:
         launched = self._remote(
@@ -352,12 +355,12 @@ class ViewerLifecycle:
     def connection_lost(self, connection_id: str, error: str | None) -> None:
         """Mark the sessions of a lost connection ``reconnecting`` (``error`` says when a person must act)."""
         for record in self._state.sessions_of(connection_id):
-            if record.status in ("running", "reconnecting"):
+            if record.status != "starting" and not record.stop_requested:
                 self.note(record.session_id, "reconnecting", error)
 
-    def remote_status(self, session_id: str) -> dict[str, Any] | None:
+    def remote_status(self, session_id: str, timeout: float | None = None) -> dict[str, Any] | None:
         """Ask the server whether a session's viewer runs (for the monitor, off the request path)."""
         record = self._state.viewers.get(session_id)
         if record is None:
             return None
-        return self._remote_status(target_of(record), record)
+        return self._remote_status(target_of(record), record, timeout)

@@ -111,10 +111,12 @@ def classify_failure(output: str) -> FailureKind:
     return FailureKind.CONNECT
 
 
-# Lines that say nothing about why ssh failed (LogLevel VERBOSE progress included).
+# Lines that say nothing about why ssh failed (LogLevel VERBOSE progress
+# included), and a gunicorn worker's own log line: the pty's first window
+# size change reaches the forked worker before it becomes ssh.
 _NOISE = re.compile(
     r"^(?:Warning: Permanently added|debug\d|Pseudo-terminal|Authenticated (?:to|using)|Transferred: |"
-    r"Bytes per second|Killed by signal|Connection to .* closed\.|@+$|\s*$)"
+    r"Bytes per second|Killed by signal|Connection to .* closed\.|@+$|\s*$|\[[^]]+\] \[\d+\] \[[A-Z]+\] )"
 )
 
 

@@ -20,25 +20,21 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import hashlib
 import hmac
-import os
 import re
-import tempfile
-import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rvssh.errors import BadRequestError, StoreError
+from rvssh.files import LockTimeoutError, locked, write_bytes_atomic
 from rvssh.ssh import fingerprint as fingerprints
 from rvssh.ssh.errors import HostKey
 from rvssh.ssh.hostkeys import parse_known_hosts_host
 
 DEFAULT_LOCK_TIMEOUT = 10.0
-_LOCK_POLL_SECONDS = 0.02
 _HASHED_PREFIX = "|1|"
 # Characters that make a host field a pattern or a hashed/marker entry for
 # OpenSSH (ssh_config(5) "PATTERNS", sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT").
@@ -472,60 +468,17 @@ class KnownHostsStore:
 
     @contextlib.contextmanager
     def _locked(self, prefix: str) -> Iterator[None]:
-        """Hold an exclusive flock on ``<path>.lock``, polling up to the timeout."""
+        """Hold an exclusive flock on ``<path>.lock``, up to the lock timeout."""
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as ex:
-            raise StoreError(f"{prefix}: Cannot open known_hosts lock: {self.lock_path}") from ex
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError as ex:
-                    if time.monotonic() >= deadline:
-                        raise StoreError(
-                            f"{prefix}: Timeout acquiring known_hosts lock: {self.lock_path}"
-                        ) from ex
-                    time.sleep(_LOCK_POLL_SECONDS)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+            with locked(self.lock_path, self.lock_timeout):
+                yield
+        except LockTimeoutError as ex:
+            raise StoreError(f"{prefix}: Timeout acquiring known_hosts lock: {self.lock_path}") from ex
 
     def _write_lines(self, lines: list[str], prefix: str) -> None:
-        """Replace the file atomically: temp file, fsync, os.replace, mode 0600."""
+        """Replace the file whole (temp file, fsync, rename, directory fsync), mode 0600."""
         data = _join_lines(lines).encode("utf-8", "surrogateescape")
-        directory = self.path.parent
         try:
-            fd, temp_name = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".tmp", dir=directory
-            )
-        except OSError as ex:
-            raise StoreError(
-                f"{prefix}: Failed to write known_hosts atomically: {self.path}"
-            ) from ex
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
-            _fsync_directory(directory)
-        except OSError as ex:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)
-            raise StoreError(
-                f"{prefix}: Failed to write known_hosts atomically: {self.path}"
-            ) from ex
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Flush a directory entry so a completed os.replace survives a crash."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            write_bytes_atomic(self.path, data)
+        except StoreError as ex:
+            raise StoreError(f"{prefix}: Failed to write known_hosts atomically: {self.path}") from ex

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import keyring
 import pytest
-from keyring.backends import null
 
 # NOTE: tests/ is not a package; put the repo root on sys.path so that
 # `tests.sshbed` imports however pytest was started (python -m pytest or not).
@@ -66,18 +64,6 @@ def one_integration_run_at_a_time() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True)
-def no_real_keyring() -> Iterator[None]:
-    """Keep rvssh in process away from the machine's OS keyring (tests may set their own)."""
-    # APPSEC: saved secrets of a test must never land in a real keyring.
-    previous = keyring.get_keyring()
-    keyring.set_keyring(null.Keyring())
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
-
-
 @pytest.fixture(scope="session")
 def sshbed() -> Iterator[SshBed]:
     """Yield the run's sshd on 127.0.0.1 with its keys, agent and client config."""
@@ -91,7 +77,8 @@ def runicorn_python() -> Path:
     return ensure_runicorn_venv()
 
 
-# The rvssh fixtures (in-process app against the bed) live in their own module.
+# The rvssh fixtures (in-process app against the bed) and the second account live in their own modules.
+from tests.integration.other_account import other_account  # noqa: E402,F401
 from tests.integration.rvssh_fixtures import rvssh, state_dir, trusted  # noqa: E402,F401
 # The other kinds of server (login shells, no python) are shared by several modules.
 from tests.integration.server_beds import shells_bed  # noqa: E402,F401

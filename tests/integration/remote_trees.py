@@ -403,7 +403,12 @@ def sessions_during(bed: SshBed, call: Callable[[], falcon.testing.Result]) -> t
     sshd logs a session a moment after the client may have returned, so the
     count is read once every session that was started is also closed.
     """
-    started_before, closed_before = session_counts(bed)
+    def quiet() -> tuple[int, int] | None:
+        started, closed = session_counts(bed)
+        return (started, closed) if started == closed else None
+
+    # The close of an earlier call's session may still be on its way to the log.
+    started_before, closed_before = wait_until(quiet, 10, "sshd still has a session open", context=bed.log_text)
     result = call()
 
     def settled() -> int:

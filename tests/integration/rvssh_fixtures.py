@@ -15,6 +15,7 @@ from rvssh.app import create_app
 from rvssh.services.container import Services, build_services
 from rvssh.settings import Settings
 from rvssh.ssh.target import Target
+from tests import callers
 from tests.sshbed import SshBed
 
 # The app answers only requests addressed to a loopback name (issue #5).
@@ -101,7 +102,7 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_settings(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
+def settings_for(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
     """Return rvssh's settings for a test against ``bed``: quick keepalives and monitor."""
     values: dict[str, Any] = dict(
         state_dir=state_dir,
@@ -121,7 +122,7 @@ def start_rvssh(settings: Settings, bed: SshBed) -> Rvssh:
     """Build rvssh's services for ``settings`` with its monitor running, and a client for its app."""
     services = build_services(settings, environ=bed.client_env(agent=True))
     services.monitor.start()
-    client = falcon.testing.TestClient(create_app(settings, services), headers=LOOPBACK_HOST)
+    client = falcon.testing.TestClient(create_app(settings, services, caller_uid=callers.owner), headers=LOOPBACK_HOST)
     return Rvssh(settings, services, client, bed)
 
 
@@ -138,7 +139,7 @@ def stop_rvssh(instance: Rvssh) -> None:
 def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh configured for the test sshd, with a fresh state directory."""
     sshbed.user_known_hosts.write_text("")
-    instance = start_rvssh(test_settings(state_dir, sshbed), sshbed)
+    instance = start_rvssh(settings_for(state_dir, sshbed), sshbed)
     try:
         yield instance
     finally:

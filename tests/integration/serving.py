@@ -16,6 +16,9 @@ import pytest
 
 from tests.sshbed import free_port, wait_until
 
+# The fields of a 409's host_key that known-hosts/accept takes back.
+ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
+
 
 @dataclass
 class Served:
@@ -27,19 +30,36 @@ class Served:
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
                 ) -> tuple[int, dict[str, str], Any]:
-        """Send one request with exactly these headers (Host defaults to ours) and return status, headers, JSON."""
+        """Send one request with exactly these headers (Host defaults to ours) and return status, headers, body.
+
+        The body is decoded JSON when the answer says it is JSON, else text.
+        """
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request(method, path, body=body, headers={"Host": f"127.0.0.1:{self.port}", **(headers or {})})
             response = connection.getresponse()
             payload = response.read()
             answer_headers = {name.lower(): value for name, value in response.getheaders()}
-            return response.status, answer_headers, json.loads(payload) if payload else None
+            if not payload:
+                return response.status, answer_headers, None
+            if answer_headers.get("content-type", "").startswith("application/json"):
+                return response.status, answer_headers, json.loads(payload)
+            return response.status, answer_headers, payload.decode("utf-8", "replace")
         finally:
             connection.close()
 
     def post_json(self, path: str, value: Any, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
         return self.request("POST", path, json.dumps(value).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+    def output(self) -> str:
+        """Return everything rvssh serve wrote so far (stdout and stderr)."""
+        return self.log.read_text(errors="replace")
+
+    def page_url(self) -> str:
+        """Return the page's URL from the start-up line (``open http://...``)."""
+        starts = [line for line in self.output().splitlines() if "serving the Remote Viewer API" in line]
+        assert len(starts) == 1, self.output()
+        return starts[0].rsplit(" open ", 1)[1]
 
 
 def serve_argv(port: int, state_dir: Path, *flags: str) -> list[str]:
@@ -93,3 +113,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def end_masters(state_dir: Path) -> None:
+    """Send ``-O exit`` to every master the server left in its state dir."""
+    for entry in (state_dir / "connections").glob("*.json"):
+        control_path = json.loads(entry.read_text())["control_path"]
+        subprocess.run(["ssh", "-o", f"ControlPath={control_path}", "-O", "exit", "x"], capture_output=True, check=False)

@@ -15,6 +15,7 @@ import pytest
 from rvssh.app import create_app
 from rvssh.remote.launcher import build_sh_program
 from rvssh.services.container import build_services
+from tests import callers
 from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh
 from tests.sshbed import wait_until
 
@@ -248,7 +249,8 @@ def test_a_silent_server_times_out_within_the_connect_timeout(rvssh: Rvssh) -> N
         silent.listen()
         settings = dataclasses.replace(rvssh.settings, connect_timeout=2)
         client = falcon.testing.TestClient(
-            create_app(settings, build_services(settings, environ=rvssh.bed.client_env())), headers=LOOPBACK_HOST
+            create_app(settings, build_services(settings, environ=rvssh.bed.client_env()), caller_uid=callers.owner),
+            headers=LOOPBACK_HOST,
         )
         started = time.monotonic()
         result = client.simulate_post("/api/remote/connect", json=rvssh.connect_body(port=silent.getsockname()[1]))

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 from pathlib import Path
 
-from tests.integration.serving import serving
+from tests.integration.serving import ACCEPT_FIELDS, end_masters, serving
 from tests.sshbed import SshBed
-
-ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
-
-
-def end_masters(state_dir: Path) -> None:
-    """Send ``-O exit`` to every master the server left in its state dir."""
-    for entry in (state_dir / "connections").glob("*.json"):
-        control_path = json.loads(entry.read_text())["control_path"]
-        subprocess.run(["ssh", "-o", f"ControlPath={control_path}", "-O", "exit", "x"], capture_output=True, check=False)
 
 
 def test_serve_runs_the_409_flow_and_stops_cleanly_on_ctrl_c(tmp_path: Path, sshbed: SshBed) -> None:

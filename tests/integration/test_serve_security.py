@@ -1,4 +1,4 @@
-"""The local API's request rules against a real ``rvssh serve`` over real HTTP (issue #5).
+"""The local API's request rules against a real ``rvssh serve`` over real HTTP (issues #5, #15).
 
 No sshd is needed: these requests never reach ssh. The server runs as a
 subprocess on a free loopback port with a throwaway state directory and no
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rvssh.http.security import OTHER_ACCOUNT
+from tests.integration.other_account import request_as_other
 from tests.integration.serving import serve_env, serving
 
 TOKEN = "team-token-Qx81"
@@ -53,21 +55,23 @@ def test_host_origin_cors_and_bodies_over_real_http(tmp_path: Path) -> None:
     assert "Traceback" not in (tmp_path / "serve.log").read_text(errors="replace")
 
 
-def test_token_from_the_environment_guards_the_remote_api(tmp_path: Path) -> None:
+def test_token_from_the_environment_lets_another_account_in(tmp_path: Path, other_account: str) -> None:
     with serving(tmp_path, RVSSH_TOKEN=TOKEN) as served:
-        assert served.request("GET", "/api/health")[0] == 200
-        status, headers, body = served.request("GET", "/api/remote/sessions")
-        assert (status, body) == (401, {"detail": "Missing or wrong bearer token"})
-        assert headers["www-authenticate"] == "Bearer"
-        assert served.request("GET", "/api/remote/sessions", headers={"Authorization": "Bearer nope"})[0] == 401
-        status, _, body = served.request("GET", "/api/remote/sessions", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert (status, body) == (200, {"sessions": []})
+        assert request_as_other(served.port, "GET", "/api/health").status == 200
+        refused = request_as_other(served.port, "GET", "/api/remote/sessions")
+        assert (refused.status, refused.json()) == (403, {"detail": OTHER_ACCOUNT})
+        wrong = request_as_other(served.port, "GET", "/api/remote/sessions", headers={"Authorization": "Bearer nope"})
+        assert (wrong.status, wrong.json()) == (401, {"detail": "Missing or wrong bearer token"})
+        assert wrong.headers["www-authenticate"] == "Bearer"
+        allowed = request_as_other(served.port, "GET", "/api/remote/sessions", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (allowed.status, allowed.json()) == (200, {"sessions": []})
+        assert served.request("GET", "/api/remote/sessions")[0] == 200  # the owner, without it
 
 
-def test_token_flag_works_too(tmp_path: Path) -> None:
+def test_token_flag_works_too(tmp_path: Path, other_account: str) -> None:
     with serving(tmp_path, "--token", TOKEN) as served:
-        assert served.request("GET", "/api/remote/status")[0] == 401
-        assert served.request("GET", "/api/remote/status", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        assert request_as_other(served.port, "GET", "/api/remote/status").status == 403
+        assert request_as_other(served.port, "GET", "/api/remote/status", headers={"Authorization": f"Bearer {TOKEN}"}).status == 200
 
 
 @pytest.mark.parametrize("bind", ["0.0.0.0:23399", "[::]:23399"])

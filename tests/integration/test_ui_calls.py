@@ -18,6 +18,7 @@ import pytest
 
 from rvssh.app import create_app
 from rvssh.services.container import build_services
+from tests import callers
 from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh, end_all_masters
 from tests.sshbed import TEST_HOME, free_port, run_as_user
 
@@ -62,7 +63,9 @@ def test_the_recorded_ui_session_works_unchanged(rvssh: Rvssh, runicorn_python: 
     bed = rvssh.bed
     settings = rvssh.settings.__class__(**{**rvssh.settings.__dict__, "allowed_origins": (UI_ORIGIN,)})
     services = build_services(settings, environ=bed.client_env(agent=True))
-    client = falcon.testing.TestClient(create_app(settings, services), headers={**LOOPBACK_HOST, "Origin": UI_ORIGIN})
+    client = falcon.testing.TestClient(
+        create_app(settings, services, caller_uid=callers.owner), headers={**LOOPBACK_HOST, "Origin": UI_ORIGIN}
+    )
     mapping: dict[Any, Any] = {
         2593: bed.port,
         "127.0.0.1:2593": f"127.0.0.1:{bed.port}",

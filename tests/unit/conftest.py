@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import keyring
 import pytest
-from keyring.backends import null
 
 # The answer of a server that refuses us: a 401, never a network attempt.
 FAILING_SSH = """#!/bin/sh
@@ -23,18 +21,6 @@ esac
 echo "me@host: Permission denied (publickey)."
 exit 255
 """
-
-
-@pytest.fixture(autouse=True)
-def isolated_keyring() -> Iterator[None]:
-    """Keep every unit test away from the developer's real OS keyring."""
-    # APPSEC: a saved-connections test must never write into a real keyring.
-    previous = keyring.get_keyring()
-    keyring.set_keyring(null.Keyring())
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from rvssh.app import create_app
 from rvssh.settings import Settings
+from tests import callers
 from tests.unit.api_document import HEADERS, openapi_document
 
 FUZZ_EXAMPLES = 25
@@ -48,7 +49,9 @@ def operations_to_fuzz() -> list[tuple[str, str, schemathesis.GenerationMode]]:
 @pytest.fixture(scope="module")
 def openapi_schema(tmp_path_factory: pytest.TempPathFactory, session_fake_ssh: Any) -> schemathesis.BaseSchema:
     state = tmp_path_factory.mktemp("fuzz") / "state"
-    app: falcon.App = create_app(Settings(state_dir=state, ssh_binary=str(session_fake_ssh.binary), connect_timeout=5))
+    app: falcon.App = create_app(
+        Settings(state_dir=state, ssh_binary=str(session_fake_ssh.binary), connect_timeout=5), caller_uid=callers.owner
+    )
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app, headers=HEADERS)
 
 

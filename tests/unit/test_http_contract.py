@@ -13,12 +13,13 @@ from rvssh.app import create_app
 from rvssh.http.errors import STATUS_BY_ERROR, status_for
 from rvssh.settings import Settings
 from rvssh.ssh import errors as ssh_errors
+from tests import callers
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> falcon.testing.TestClient:
     # The app answers only requests addressed to a loopback name (issue #5).
-    return falcon.testing.TestClient(create_app(Settings(state_dir=tmp_path / "state")), headers={"Host": "127.0.0.1"})
+    return falcon.testing.TestClient(create_app(Settings(state_dir=tmp_path / "state"), caller_uid=callers.owner), headers={"Host": "127.0.0.1"})
 
 
 def test_health_answers_status_and_version(client: falcon.testing.TestClient) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from rvssh.app import create_app
 from rvssh.settings import Settings
+from tests import callers
 from tests.unit.api_document import HEADERS, VALID_REQUESTS, openapi_document, send
 
 MARKER = "inj3cted"
@@ -78,7 +79,7 @@ def short_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def api(short_dir: Path, session_fake_ssh: Any) -> falcon.testing.TestClient:
     settings = Settings(state_dir=short_dir / "s", ssh_binary=str(session_fake_ssh.binary), connect_timeout=5)
-    return falcon.testing.TestClient(create_app(settings), headers=HEADERS)
+    return falcon.testing.TestClient(create_app(settings, caller_uid=callers.owner), headers=HEADERS)
 
 
 @pytest.mark.parametrize(("method", "path", "location", "name", "kind"), cases())

@@ -96,3 +96,5 @@ def test_summary_is_the_last_meaningful_line_without_prompts_or_progress() -> No
     verbose = 'Authenticated to b ([127.0.0.1]:2222) using "publickey".\r\nConnection closed by UNKNOWN port 65535\r\n'
     assert summarize_ssh_output(verbose) == "Connection closed by UNKNOWN port 65535"
     assert transcript_tail("a\r\nAuthenticated to x\r\nb\r\n") == "a | b"
+    worker = "[2026-12-01 12:13:54 +0000] [19534] [DEBUG] worker: SIGWINCH ignored.\r\nu@h: Permission denied.\r\n"
+    assert transcript_tail(worker) == "u@h: Permission denied."

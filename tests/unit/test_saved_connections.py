@@ -32,6 +32,7 @@ from rvssh.store.secrets import (
     choose_box,
     keyring_is_usable,
 )
+from tests import callers
 from tests.at_rest import MemoryKeyring, every_file_text
 
 PASSWORD = "hunter2-Zq8"
@@ -106,7 +107,7 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 
 
 def client_for(settings: Settings) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(create_app(settings), headers=LOOPBACK)
+    return falcon.testing.TestClient(create_app(settings, caller_uid=callers.owner), headers=LOOPBACK)
 
 
 # --- the store ------------------------------------------------------------

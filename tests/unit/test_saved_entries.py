@@ -14,6 +14,7 @@ from rvssh.app import create_app
 from rvssh.services.container import build_services
 from rvssh.settings import Settings
 from rvssh.store.saved_entries import Record, normalize, server_id_for, split_item
+from tests import callers
 from tests.unit.conftest import scenario_ssh
 
 NOW = 1_800_000_000_000
@@ -129,7 +130,7 @@ def short_tmp() -> Iterator[Path]:
 
 
 def test_a_0_7_client_reads_old_entries_and_saves_them_back_unchanged(short_tmp: Path) -> None:
-    client = falcon.testing.TestClient(create_app(Settings(state_dir=short_tmp / "s")), headers=LOOPBACK)
+    client = falcon.testing.TestClient(create_app(Settings(state_dir=short_tmp / "s"), caller_uid=callers.owner), headers=LOOPBACK)
     posted = [flat(password="pw-Old-1", created_at=10), {"id": "x", "type": "s3", "auth_method": "token"}]
     assert client.simulate_post("/api/remote/connections/saved", json=posted).status_code == 200
     listed = client.simulate_get("/api/remote/connections/saved").json["connections"]
@@ -151,7 +152,7 @@ def test_entries_rvssh_0_1_stored_verbatim_come_back_normalised(short_tmp: Path)
     (state / "saved_connections.json").write_text(
         '{"version": 1, "connections": [{"id": "c1", "host": "gpu", "username": "me", "created_at": 3}], "secrets": {}}'
     )
-    client = falcon.testing.TestClient(create_app(Settings(state_dir=state)), headers=LOOPBACK)
+    client = falcon.testing.TestClient(create_app(Settings(state_dir=state), caller_uid=callers.owner), headers=LOOPBACK)
     listed = client.simulate_get("/api/remote/connections/saved").json["connections"]
     assert [(entry["kind"], entry["id"], entry["createdAt"]) for entry in listed] == [
         ("server", "srv_me_gpu_22", 3), ("connection", "c1", 3)]
@@ -161,7 +162,7 @@ def test_the_server_of_a_flat_entry_connects_with_its_password(short_tmp: Path) 
     typed = short_tmp / "typed"
     ssh = scenario_ssh(short_tmp / "bin", "password", typed)
     settings = Settings(state_dir=short_tmp / "s", ssh_binary=str(ssh), connect_timeout=5)
-    client = falcon.testing.TestClient(create_app(settings, build_services(settings)), headers=LOOPBACK)
+    client = falcon.testing.TestClient(create_app(settings, build_services(settings), caller_uid=callers.owner), headers=LOOPBACK)
     client.simulate_post("/api/remote/connections/saved", json=[flat(port=2222, password="right")])
     result = client.simulate_post("/api/remote/connect", json={"saved_server_id": "srv_me_gpu_lan_2222"})
     assert typed.read_text().splitlines() == ["right"]

@@ -18,6 +18,7 @@ from rvssh.services.container import build_services
 from rvssh.services.saved import merge_saved_server, resolve_connect
 from rvssh.settings import Settings
 from rvssh.store.saved_connections import SavedServer
+from tests import callers
 from tests.unit.conftest import scenario_ssh
 
 SAVED = SavedServer("srv", host="gpu", port=2222, username="me", private_key_path="~/.ssh/saved",
@@ -141,7 +142,7 @@ def short_tmp() -> Iterator[Path]:
 def password_client(state: Path, typed_log: Path) -> falcon.testing.TestClient:
     ssh = scenario_ssh(state.parent / "bin", "password", typed_log)
     settings = Settings(state_dir=state, ssh_binary=str(ssh), connect_timeout=5)
-    return falcon.testing.TestClient(create_app(settings, build_services(settings)), headers={"Host": "127.0.0.1"})
+    return falcon.testing.TestClient(create_app(settings, build_services(settings), caller_uid=callers.owner), headers={"Host": "127.0.0.1"})
 
 
 @pytest.mark.parametrize("saved_password", ["right", "wrong"])

@@ -1,25 +1,36 @@
-"""The local API's request rules: Host, Origin, CORS, token, bodies (issue #5)."""
+"""The local API's request rules: Host, Origin, CORS, caller's account, token, bodies (issues #5, #15)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import falcon.testing
 import pytest
 
 from rvssh import cli
 from rvssh.app import create_app
+from rvssh.http.callers import CallerResolver
 from rvssh.http.security import (
     MAX_BODY_BYTES,
+    OTHER_ACCOUNT,
+    TOKEN_COOKIE,
     bind_problem,
+    cookie_value,
     host_allowed,
     host_name,
     is_json_content_type,
     is_loopback_name,
     origin_allowed,
+    secret_equals,
     token_matches,
 )
 from rvssh.settings import Settings
+from rvssh.store.token import read_token
+from tests import callers
+from tests.unit.conftest import FakeSsh, make_fake_ssh
 
 OWN = "127.0.0.1:23300"
 TOKEN = "s3cret-token"
@@ -105,6 +116,20 @@ def test_token_matches(header: str | None, matches: bool) -> None:
     assert token_matches(header, TOKEN) is matches
 
 
+def test_secrets_compare_whole_and_never_empty() -> None:
+    assert secret_equals(TOKEN, TOKEN)
+    assert not secret_equals(TOKEN[:-1], TOKEN) and not secret_equals(TOKEN + "x", TOKEN)
+    assert not secret_equals("", "")  # an empty token never opens anything
+    assert not secret_equals("t\udcff", TOKEN)  # undecodable input is just wrong, not a crash
+
+
+def test_the_cookie_stands_for_the_token_without_holding_it() -> None:
+    value = cookie_value(TOKEN)
+    assert TOKEN not in value and value == cookie_value(TOKEN) != cookie_value(TOKEN + "x")
+    assert value.isalnum()  # cookie-safe whatever the token holds
+    assert cookie_value('a "token"; with, odd chars').isalnum()
+
+
 def test_json_content_types() -> None:
     assert is_json_content_type("application/json")
     assert is_json_content_type("Application/JSON; charset=utf-8")
@@ -136,8 +161,8 @@ def test_serve_refuses_a_public_bind_without_token(capsys: pytest.CaptureFixture
 # --- the middleware, through the app ----------------------------------------
 
 
-def client(tmp_path: Path, **settings: object) -> falcon.testing.TestClient:
-    app = create_app(Settings(state_dir=tmp_path / "state", **settings))  # type: ignore[arg-type]
+def client(tmp_path: Path, caller_uid: CallerResolver = callers.owner, **settings: object) -> falcon.testing.TestClient:
+    app = create_app(Settings(state_dir=tmp_path / "state", **settings), caller_uid=caller_uid)  # type: ignore[arg-type]
     return falcon.testing.TestClient(app, headers={"Host": OWN})
 
 
@@ -204,20 +229,162 @@ def test_same_origin_and_typed_urls_pass(tmp_path: Path, site: str) -> None:
     assert client(tmp_path).simulate_get("/api/remote/sessions", headers={"Sec-Fetch-Site": site}).status_code == 200
 
 
-def test_the_token_guards_everything_but_health_and_the_contract(tmp_path: Path) -> None:
-    api = client(tmp_path, token=TOKEN)
+def test_a_caller_of_unknown_account_needs_the_token_everywhere_but_health_and_the_contract(tmp_path: Path) -> None:
+    api = client(tmp_path, callers.unknown, token=TOKEN)
     assert api.simulate_get("/api/health").status_code == 200
     assert api.simulate_get("/api/openapi.json").status_code == 200
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Cookie": f"{TOKEN_COOKIE}={TOKEN}"}):
         result = api.simulate_get("/api/remote/sessions", headers=headers)
         assert (result.status_code, result.json) == (401, {"detail": "Missing or wrong bearer token"})
         assert result.headers["www-authenticate"] == "Bearer"
     assert api.simulate_get("/api/remote/sessions", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert api.simulate_get("/api/nope").status_code == 401  # unknown paths reveal nothing either
+    assert api.simulate_get("/").status_code == 401
 
 
-def test_without_token_no_authorization_is_needed(tmp_path: Path) -> None:
-    assert client(tmp_path).simulate_get("/api/remote/sessions").status_code == 200
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_the_owner_needs_no_token(tmp_path: Path, token: str | None) -> None:
+    api = client(tmp_path, token=token)
+    assert api.simulate_get("/api/remote/sessions").json == {"sessions": []}
+    assert api.simulate_post("/api/remote/connections/saved", json=[]).status_code == 200
+
+
+def test_the_owner_with_a_wrong_bearer_token_is_told(tmp_path: Path) -> None:
+    result = client(tmp_path, token=TOKEN).simulate_get("/api/remote/sessions", headers={"Authorization": "Bearer old"})
+    assert (result.status_code, result.json) == (401, {"detail": "Missing or wrong bearer token"})
+
+
+def other_account_app(tmp_path: Path, **settings: Any) -> tuple[falcon.testing.TestClient, FakeSsh]:
+    fake = make_fake_ssh(tmp_path / "fakessh")
+    api = client(tmp_path, callers.other_account, ssh_binary=str(fake.binary), connect_timeout=5, **settings)
+    return api, fake
+
+
+CONNECT = {"host": "gpu", "username": "me", "use_agent": False}
+
+
+def test_another_account_is_refused_403_and_nothing_runs(tmp_path: Path) -> None:
+    api, fake = other_account_app(tmp_path)
+    for method, path, body in (("POST", "/api/remote/connect", CONNECT), ("GET", "/api/remote/sessions", None),
+                               ("GET", "/api/remote/fs/list", None), ("POST", "/api/remote/connections/saved", []),
+                               ("GET", "/", None), ("GET", "/index.html", None), ("GET", "/api/nope", None)):
+        result = api.simulate_request(method, path, json=body, params={"connection_id": "me@gpu:22", "path": "/"})
+        assert (result.status_code, result.json) == (403, {"detail": OTHER_ACCOUNT}), path
+    assert fake.runs() == 0
+    assert not (tmp_path / "state" / "saved_connections.json").exists()
+    assert api.simulate_get("/api/health").status_code == 200
+
+
+def test_another_account_with_the_state_dir_token_is_served(tmp_path: Path) -> None:
+    api, fake = other_account_app(tmp_path)
+    token = read_token(tmp_path / "state")
+    assert token is not None and len(token) >= 43
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert api.simulate_get("/api/remote/sessions", headers=bearer).json == {"sessions": []}
+    assert api.simulate_post("/api/remote/connect", json=CONNECT, headers=bearer).status_code == 401  # fake ssh refuses
+    assert fake.runs() == 1
+
+
+def test_another_account_with_a_wrong_token_is_401_and_nothing_runs(tmp_path: Path) -> None:
+    api, fake = other_account_app(tmp_path)
+    token = read_token(tmp_path / "state")
+    for authorization in ("Bearer wrong", f"Bearer {token}x", f"Basic {token}", f"Bearer {token[:-1]}"):
+        result = api.simulate_post("/api/remote/connect", json=CONNECT, headers={"Authorization": authorization})
+        assert (result.status_code, result.json) == (401, {"detail": "Missing or wrong bearer token"})
+        assert token not in result.text
+    assert fake.runs() == 0
+
+
+def test_an_explicit_token_replaces_the_state_dir_one(tmp_path: Path) -> None:
+    api, _ = other_account_app(tmp_path, token=TOKEN)
+    kept = read_token(tmp_path / "state")
+    assert kept is None  # nothing is made when --token says which one
+    assert api.simulate_get("/api/remote/sessions", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_the_state_dir_token_is_made_once_0600_and_kept(tmp_path: Path) -> None:
+    client(tmp_path)
+    path = tmp_path / "state" / "token"
+    first = path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == os.geteuid()
+    client(tmp_path)
+    assert path.read_text() == first
+
+
+# --- the page: the URL's token becomes a cookie -------------------------------
+
+
+def test_the_url_token_becomes_a_cookie_and_leaves_the_address(tmp_path: Path) -> None:
+    api, fake = other_account_app(tmp_path)
+    token = read_token(tmp_path / "state")
+    traded = api.simulate_get("/", query_string=f"token={token}")
+    assert traded.status_code == 303
+    assert traded.headers["location"] == "/"  # no token in the address any more
+    assert traded.headers["referrer-policy"] == "no-referrer"
+    cookie = traded.cookies[TOKEN_COOKIE]
+    assert cookie.value == cookie_value(token) and token not in traded.headers["set-cookie"]
+    assert (cookie.http_only, cookie.same_site, cookie.path, cookie.secure) == (True, "Strict", "/", False)
+    page = api.simulate_get("/", cookies={TOKEN_COOKIE: cookie.value})
+    assert page.status_code == 200 and "<title>rvssh</title>" in page.text
+    assert api.simulate_get("/api/remote/sessions", cookies={TOKEN_COOKIE: cookie.value}).json == {"sessions": []}
+    assert fake.runs() == 0
+
+
+@pytest.mark.parametrize("query", ["token=wrong", "token=", "token=a&token=b"])
+def test_a_wrong_url_token_is_401_and_sets_nothing(tmp_path: Path, query: str) -> None:
+    api, _ = other_account_app(tmp_path)
+    result = api.simulate_get("/", query_string=query)
+    assert (result.status_code, result.json) == (401, {"detail": "Wrong token in the address: open the URL that rvssh serve printed"})
+    assert "set-cookie" not in result.headers
+
+
+def test_the_owner_with_a_wrong_url_token_gets_no_cookie_either(tmp_path: Path) -> None:
+    result = client(tmp_path).simulate_get("/", query_string="token=wrong")
+    assert result.status_code == 401 and "set-cookie" not in result.headers
+
+
+def test_a_stale_cookie_is_ignored(tmp_path: Path) -> None:
+    stale = {TOKEN_COOKIE: cookie_value("an-earlier-token")}
+    assert client(tmp_path).simulate_get("/api/remote/sessions", cookies=stale).status_code == 200  # owner
+    other, fake = other_account_app(tmp_path / "other")
+    result = other.simulate_post("/api/remote/connect", json=CONNECT, cookies=stale)
+    assert (result.status_code, result.json) == (403, {"detail": OTHER_ACCOUNT})
+    assert fake.runs() == 0
+    unknown = client(tmp_path / "unknown", callers.unknown)
+    assert unknown.simulate_get("/api/remote/sessions", cookies=stale).status_code == 401
+
+
+def test_the_token_is_traded_only_on_the_page(tmp_path: Path) -> None:
+    api, _ = other_account_app(tmp_path)
+    token = read_token(tmp_path / "state")
+    result = api.simulate_get("/api/remote/sessions", query_string=f"token={token}")
+    assert result.status_code == 403 and "set-cookie" not in result.headers
+
+
+def test_a_cross_site_link_with_the_token_is_refused(tmp_path: Path) -> None:
+    api, _ = other_account_app(tmp_path)
+    token = read_token(tmp_path / "state")
+    result = api.simulate_get("/", query_string=f"token={token}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert result.status_code == 403 and "set-cookie" not in result.headers
+
+
+def test_the_page_is_served_with_its_headers(tmp_path: Path) -> None:
+    api = client(tmp_path)
+    page = api.simulate_get("/")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "/api/openapi.json" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert api.simulate_get("/index.html").text == page.text
+    for path in ("/nope.js", "/..", "/.hidden", "/web", "/%2E%2E%2Fapp.py", "/../app.py", "/http/web.py"):
+        result = api.simulate_get(path)
+        assert (result.status_code, result.json) == (404, {"detail": "Not Found"}), path
+
+
+def test_preflights_need_no_token_from_another_account(tmp_path: Path) -> None:
+    api = client(tmp_path, callers.other_account, allowed_origins=("http://127.0.0.1:8000",))
+    asked = {"Origin": "http://127.0.0.1:8000", "Access-Control-Request-Method": "POST"}
+    assert api.simulate_options("/api/remote/connect", headers=asked).status_code == 204
 
 
 @pytest.mark.parametrize(

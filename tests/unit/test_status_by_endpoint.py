@@ -25,6 +25,7 @@ from rvssh.settings import Settings
 from rvssh.ssh import errors as ssh_errors
 from rvssh.ssh.errors import HostKey
 from rvssh.ssh.prompts import classify_prompt
+from tests import callers
 from tests.unit.api_document import HEADERS, VALID_REQUESTS, send
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -112,7 +113,7 @@ def test_the_table_has_a_row_for_every_route_with_a_failure_wording(tmp_path: Pa
     table_lines = [line for line in API_MD.read_text().splitlines() if line.startswith(("| `POST /api", "| `GET /api"))]
     assert len(ROWS) == len(table_lines) > 50, "a row of the table does not parse"
     assert set(ROUTE_FAILURES) <= documented, set(ROUTE_FAILURES) - documented
-    app = create_app(Settings(state_dir=tmp_path / "state"))
+    app = create_app(Settings(state_dir=tmp_path / "state"), caller_uid=callers.owner)
     remote_routes = {
         (method.method, route.path)
         for route in inspect_app(app).routes
@@ -125,7 +126,7 @@ def test_the_table_has_a_row_for_every_route_with_a_failure_wording(tmp_path: Pa
 @pytest.mark.parametrize("row", ROWS, ids=str)
 def test_each_row_is_what_the_app_answers(tmp_path: Path, row: Row) -> None:
     error, detail = build_error(row)
-    app = create_app(Settings(state_dir=tmp_path / "state"), services=RaisingServices(error))  # type: ignore[arg-type]
+    app = create_app(Settings(state_dir=tmp_path / "state"), services=RaisingServices(error), caller_uid=callers.owner)  # type: ignore[arg-type]
     client = falcon.testing.TestClient(app, headers=HEADERS)
     result = send(client, row.method, row.path, VALID_REQUESTS.get((row.method, row.path), {}))
     assert result.status_code == row.status, result.text
