@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, start_rvssh, stop_rvssh
-from tests.integration.rvssh_fixtures import test_settings as settings_for
+from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, settings_for, start_rvssh, stop_rvssh
 from tests.integration.server_beds import (
     BANNER,
     NOPYTHON_BIN,

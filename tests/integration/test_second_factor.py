@@ -18,8 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, start_rvssh, stop_rvssh
-from tests.integration.rvssh_fixtures import test_settings as settings_for
+from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, settings_for, start_rvssh, stop_rvssh
 from tests.integration.user_flow import (
     FlowExpectation,
     connect_through,

@@ -17,8 +17,7 @@ import falcon.testing
 import pytest
 
 from rvssh.ssh.exec import SessionSlots
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, start_rvssh, stop_rvssh
-from tests.integration.rvssh_fixtures import test_settings as settings_for
+from tests.integration.rvssh_fixtures import Rvssh, ok_json, settings_for, start_rvssh, stop_rvssh
 from tests.integration.user_flow import FlowExpectation, get, run_whole_flow
 from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_USER, SshBed
 

@@ -13,8 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, start_rvssh, stop_rvssh
-from tests.integration.rvssh_fixtures import test_settings as settings_for
+from tests.integration.rvssh_fixtures import Rvssh, ok_json, settings_for, start_rvssh, stop_rvssh
 from tests.integration.server_beds import TEST_USER_ZSH, home_of
 from tests.integration.user_flow import FlowExpectation, connect_through, run_whole_flow
 from tests.sshbed import TEST_USER, SshBed
