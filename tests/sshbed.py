@@ -364,6 +364,25 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return table
 
 
+def session_viewer_pids(session_id: str) -> list[int]:
+    """Return the live pids whose environment marks them as the viewer of one rvssh session.
+
+    rvssh's launch sets ``RVSSH_VIEWER_SESSION=<id>``; matching it counts this
+    session's viewer and nothing else the test user runs (another test's, a
+    benchmark's).
+    """
+    marker = f"RVSSH_VIEWER_SESSION={session_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
     table = _proc_table()
     found: list[int] = []

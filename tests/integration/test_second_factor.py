@@ -25,9 +25,17 @@ from tests.integration.user_flow import (
     port_closed,
     run_whole_flow,
     tunnel_health,
-    viewer_pids,
 )
-from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_PASSWORD, TEST_USER, PamService, SshBed, wait_until
+from tests.sshbed import (
+    RUNICORN_VENV,
+    TEST_HOME,
+    TEST_PASSWORD,
+    TEST_USER,
+    PamService,
+    SshBed,
+    session_viewer_pids,
+    wait_until,
+)
 
 # APPSEC: a throwaway secret for a throwaway sshd on 127.0.0.1.
 OATH_SECRET = "3132333435363738393031323334353637383930"
@@ -214,7 +222,7 @@ def test_a_viewer_start_asks_for_the_code_and_takes_it(with_key: Rvssh, key_then
     stopped = with_key.client.simulate_post("/api/remote/viewer/stop", json={"session_id": session["sessionId"]})
     assert ok_json(stopped)["ok"] is True
     assert port_closed(session["localPort"])
-    wait_until(lambda: viewer_pids(TEST_USER) == [], 10, "the viewer outlived its stop")
+    wait_until(lambda: session_viewer_pids(session["sessionId"]) == [], 10, "the viewer outlived its stop")
 
 
 # --- the password and a code in one conversation ---------------------------------------------------

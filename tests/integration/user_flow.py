@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from tests.integration.rvssh_fixtures import Rvssh, ok_json
-from tests.sshbed import run_as, wait_until
+from tests.sshbed import run_as, session_viewer_pids, wait_until
 
 if TYPE_CHECKING:
     import falcon.testing
@@ -151,12 +151,13 @@ def run_whole_flow(
         ), session
         health = tunnel_health(session["localPort"])
         assert (health["status"], health["storage"]) == ("ok", root), health
-        assert viewer_pids(expect.user) != []
+        assert session_viewer_pids(session["sessionId"]) == [session["remotePid"]]
 
         stopped = rvssh.client.simulate_post("/api/remote/viewer/stop", json={"session_id": session["sessionId"]})
         assert ok_json(stopped)["ok"] is True
         assert port_closed(session["localPort"])
-        wait_until(lambda: viewer_pids(expect.user) == [], 10, f"a viewer of {expect.user} outlived its stop")
+        wait_until(lambda: session_viewer_pids(session["sessionId"]) == [], 10,
+                   f"the viewer of {expect.user} outlived its stop")
         return session
     finally:
         run_as(expect.user, ["rm", "-rf", root])
