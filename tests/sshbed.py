@@ -1,4 +1,4 @@
-"""Throwaway OpenSSH server on 127.0.0.1 for the integration tier and benchmarks.
+"""Throwaway OpenSSH servers on 127.0.0.1 for the integration tier and benchmarks.
 
 The bed needs root: it creates the local account ``rvssh-test``, runs
 ``/usr/sbin/sshd`` (privilege separation needs root and ``/run/sshd``) and
@@ -9,8 +9,20 @@ Typical use::
     with SshBed() as bed:
         subprocess.run(["ssh", "-F", str(bed.ssh_config), "rvtest-alias", "true"])
 
-Every process the bed starts is ended by ``stop()``; the account and the
-runicorn venv in its home are kept on purpose, so that later runs are fast.
+One bed can also be another kind of server (see :class:`SshBed`): sshd_config
+lines of its own (``MaxSessions``, ``Banner``, ``UsePAM`` and
+``AuthenticationMethods``), a PAM service of its own (:class:`PamService`:
+sshd names its PAM service after its program, so a symlinked binary reads
+its own ``/etc/pam.d`` file and the system's sshd is left alone), and more
+accounts with their own login shells and start-up files
+(:class:`BedAccount`). Several beds run side by side (a bastion and a
+target), each with its own port, keys, agent and directory.
+
+Every process the bed starts is ended by ``stop()``, and the PAM file and
+symlink it made are removed; the accounts and the runicorn venv are kept on
+purpose, so that later runs are fast. Everything it makes on the machine is
+made again (or checked) on every start, so a second run, or a run on a
+brand-new machine, needs nothing left by an earlier one.
 """
 
 from __future__ import annotations
@@ -26,11 +38,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from types import TracebackType
 
 T = TypeVar("T")
@@ -40,7 +53,7 @@ TEST_USER = "rvssh-test"
 # paths in it before the account exists (at import time, on a new machine).
 TEST_HOME = Path("/home") / TEST_USER
 # APPSEC: a constant password is fine only because sshd listens on 127.0.0.1,
-# AllowUsers admits this account alone, and the daemon lives for one test run.
+# AllowUsers admits the bed's own accounts alone, and the daemon lives for one test run.
 TEST_PASSWORD = "rvssh-Test-pw-1"
 KEY_PASSPHRASE = "rvssh-Key-pp-1"
 HOST = "127.0.0.1"
@@ -55,7 +68,10 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 HOST_KEY_TYPES = {"ed25519": "ssh-ed25519", "rsa": "ssh-rsa"}
 STOP_TIMEOUT = 5.0
 START_TIMEOUT = 10.0
-_LOGIN_RE = re.compile(r"^Accepted \S+ for ", re.MULTILINE)
+# Where the beds' PAM services get their own sshd program (a symlink to SSHD).
+PAM_SBIN = Path("/usr/local/sbin")
+PAM_DIR = Path("/etc/pam.d")
+_LOGIN_RE = re.compile(r"^Accepted \S+ for (\S+) ", re.MULTILINE)
 
 
 class SshBedError(RuntimeError):
@@ -125,8 +141,8 @@ def _locked(name: str) -> Iterator[None]:
         yield
 
 
-def run_as_user(cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run a command locally as the test user, not through ssh.
+def run_as(user: str, cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command locally as ``user``, not through ssh.
 
     A string runs under ``bash -c``. The command starts in the user's home
     with a minimal environment. Keyword arguments go to ``subprocess.run``;
@@ -134,14 +150,19 @@ def run_as_user(cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[
     ``CalledProcessError``.
     """
     argv = ["/bin/bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-    home = pwd.getpwnam(TEST_USER).pw_dir
+    home = pwd.getpwnam(user).pw_dir
     kw.setdefault("cwd", home)
     kw.setdefault("env", {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"})
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     kw.setdefault("check", True)
     kw.setdefault("timeout", 60)
-    return subprocess.run(["/usr/sbin/runuser", "-u", TEST_USER, "--", *argv], **kw)
+    return subprocess.run(["/usr/sbin/runuser", "-u", user, "--", *argv], **kw)
+
+
+def run_as_user(cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command locally as the test user (see :func:`run_as`)."""
+    return run_as(TEST_USER, cmd, **kw)
 
 
 def ensure_test_user() -> None:
@@ -205,6 +226,116 @@ def ensure_runicorn_venv() -> Path:
         return python
 
 
+def share_runicorn_venv() -> Path:
+    """Return the runicorn venv's directory, readable by every account of the machine.
+
+    The bed's other accounts link to this venv instead of building their
+    own: the test user's home, the folder above the venv and the venv itself
+    are opened to others explicitly (o+rX), whatever the machine's defaults
+    for new homes (``HOME_MODE``) or the umask pip ran with.
+    """
+    ensure_runicorn_venv()
+    for folder in (TEST_HOME, RUNICORN_VENV.parent):
+        folder.chmod(folder.stat().st_mode | 0o005)
+    _run(["chmod", "-R", "o+rX", str(RUNICORN_VENV)])
+    return RUNICORN_VENV
+
+
+@dataclass(frozen=True)
+class BedAccount:
+    """A local account of a bed besides the test user, with its login shell and start-up files.
+
+    The bed creates it when it is missing, sets its shell and (re)writes its
+    files and links on every start; sshd admits it with the bed's keys.
+
+    Attributes:
+        name: the account; tests declare it as ``TEST_USER_<SUFFIX> = "<name>"``
+            so that ``fresh-machine`` finds and removes it.
+        shell: its login shell, an absolute path.
+        files: home-relative path -> content (``{home}`` stands for the home).
+        links: home-relative path -> where a symlink made there points.
+    """
+
+    name: str
+    shell: str
+    files: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return Path("/home") / self.name
+
+
+def ensure_account(account: BedAccount) -> None:
+    """Create ``account`` if missing, give it its shell, files and links, and unlock it for sshd.
+
+    sshd with ``UsePAM no`` refuses a locked account, even for a key login:
+    useradd leaves the password field ``!`` (locked); ``*`` means no password.
+    """
+    with _locked("user"):
+        try:
+            entry = pwd.getpwnam(account.name)
+        except KeyError:
+            _run(["useradd", "-m", "-d", str(account.home), "-s", account.shell, account.name])
+            entry = pwd.getpwnam(account.name)
+        if entry.pw_shell != account.shell:
+            _run(["usermod", "-s", account.shell, account.name])
+        _run(["usermod", "-p", "*", account.name])
+    home = Path(entry.pw_dir)
+    made: list[Path] = []
+    for relative, content in account.files.items():
+        path = home / relative
+        made += _make_parents(path, home)
+        path.unlink(missing_ok=True)
+        path.write_text(content.replace("{home}", str(home)))
+        made.append(path)
+    for relative, target in account.links.items():
+        path = home / relative
+        made += _make_parents(path, home)
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        path.symlink_to(target)
+        made.append(path)
+    if made:
+        _run(["chown", "-h", f"{entry.pw_uid}:{entry.pw_gid}", *map(str, made)])
+
+
+def _make_parents(path: Path, home: Path) -> list[Path]:
+    """Create the missing folders between ``home`` and ``path``; return them."""
+    missing = [parent for parent in path.relative_to(home).parents if not (home / parent).exists()]
+    made = [home / parent for parent in reversed(missing)]
+    for folder in made:
+        folder.mkdir(mode=0o755)
+    return made
+
+
+@dataclass(frozen=True)
+class PamService:
+    """A PAM service of a bed's own.
+
+    sshd takes its PAM service name from its program name, so the bed runs
+    sshd through the symlink ``/usr/local/sbin/<name>``, which reads
+    ``/etc/pam.d/<name>``; the system's own sshd service is left alone.
+
+    Attributes:
+        name: the service and the symlink's name.
+        config: the text of ``/etc/pam.d/<name>``; ``{dir}`` stands for the bed's directory.
+    """
+
+    name: str
+    config: str
+
+    @property
+    def program(self) -> Path:
+        return PAM_SBIN / self.name
+
+    @property
+    def config_file(self) -> Path:
+        return PAM_DIR / self.name
+
+
 def _keygen(path: Path, key_type: str, passphrase: str = "") -> None:
     """Generate a key pair at ``path``, replacing any existing one.
 
@@ -231,6 +362,25 @@ def _proc_table() -> dict[int, tuple[int, str]]:
         fields = stat[stat.rindex(")") + 2 :].split()
         table[int(entry.name)] = (int(fields[1]), fields[0])
     return table
+
+
+def session_viewer_pids(session_id: str) -> list[int]:
+    """Return the live pids whose environment marks them as the viewer of one rvssh session.
+
+    rvssh's launch sets ``RVSSH_VIEWER_SESSION=<id>``; matching it counts this
+    session's viewer and nothing else the test user runs (another test's, a
+    benchmark's).
+    """
+    marker = f"RVSSH_VIEWER_SESSION={session_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+    return found
 
 
 def _descendants(pid: int) -> list[int]:
@@ -294,6 +444,7 @@ class SshBed:
         user_known_hosts: empty file standing in for ~/.ssh/known_hosts;
             ``ssh_config`` points UserKnownHostsFile at it.
         log_path: sshd's log (-E), appended to across restarts.
+        accounts: the bed's accounts besides the test user (same keys).
     """
 
     dir: Path
@@ -315,9 +466,34 @@ class SshBed:
     alias = ALIAS
     run_as_user = staticmethod(run_as_user)
 
-    def __init__(self, port: int | None = None) -> None:
-        """Prepare a bed; ``port`` pins sshd's port, otherwise a free one is picked."""
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        sshd_options: Sequence[str] = (),
+        files: Mapping[str, str] | None = None,
+        accounts: Sequence[BedAccount] = (),
+        pam: PamService | None = None,
+    ) -> None:
+        """Prepare a bed.
+
+        Args:
+            port: pins sshd's port; otherwise a free one is picked.
+            sshd_options: sshd_config lines put before the bed's own, so they
+                win (sshd keeps the first value of a keyword), e.g.
+                ``MaxSessions 1`` or ``UsePAM yes``; ``{dir}`` stands for the
+                bed's directory.
+            files: files written into the bed's directory (mode 0600, read by
+                sshd or PAM as root) before sshd starts, e.g. a banner.
+            accounts: more accounts sshd admits, with the bed's keys.
+            pam: run sshd under this PAM service (with ``UsePAM yes`` among
+                ``sshd_options``).
+        """
         self._pinned_port = port
+        self._sshd_options = tuple(sshd_options)
+        self._files = dict(files or {})
+        self.accounts = tuple(accounts)
+        self._pam = pam
         self._sshd: subprocess.Popen[bytes] | None = None
         self._agent: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
@@ -343,9 +519,12 @@ class SshBed:
         if not SSHD.exists():
             raise SshBedError(f"{SSHD} is missing: apt-get install openssh-server")
         ensure_test_user()
+        for account in self.accounts:
+            ensure_account(account)
         self.dir = Path(tempfile.mkdtemp(prefix="rvb-", dir="/tmp"))
         try:
             self._create_material()
+            self._install_pam()
             self._start_agent()
             self.start_sshd()
         except BaseException:
@@ -353,15 +532,23 @@ class SshBed:
             raise
 
     def stop(self) -> None:
-        """End sshd (and its sessions) and the agent, and remove the directory."""
+        """End sshd (and its sessions) and the agent, remove the PAM service and the directory."""
         try:
             self.stop_sshd()
         finally:
             if self._agent is not None:
                 _end_process(self._agent)
                 self._agent = None
+            if self._pam is not None:
+                self._pam.config_file.unlink(missing_ok=True)
+                self._pam.program.unlink(missing_ok=True)
             if hasattr(self, "dir"):
                 shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def sshd_program(self) -> Path:
+        """The sshd binary the bed runs: SSHD, or its PAM service's symlink to it."""
+        return self._pam.program if self._pam is not None else SSHD
 
     def start_sshd(self) -> None:
         """Start sshd and wait until it accepts TCP connections.
@@ -395,7 +582,7 @@ class SshBed:
 
     def sshd_argv(self) -> list[str]:
         """Return the command that runs this bed's sshd in the foreground."""
-        return [str(SSHD), "-D", "-e", "-f", str(self.sshd_config), "-E", str(self.log_path)]
+        return [str(self.sshd_program), "-D", "-e", "-f", str(self.sshd_config), "-E", str(self.log_path)]
 
     def stop_sshd(self) -> None:
         """Stop sshd and end its open connections and their sessions.
@@ -419,6 +606,18 @@ class SshBed:
         if new_host_keys:
             self._generate_host_keys()
         self.start_sshd()
+
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Wait until sshd serves no connection, so that the log holds every line of the ended ones.
+
+        sshd writes a connection's last lines (a refused code, a failed
+        password) from the process serving it, which may outlive the client
+        by a moment.
+        """
+        assert self._sshd is not None
+        sshd = self._sshd
+        wait_until(lambda: not _descendants(sshd.pid), timeout, "sshd still serves a connection",
+                   context=self._log_tail)
 
     def drop_connections(self) -> None:
         """End every open ssh connection while sshd keeps listening."""
@@ -457,13 +656,19 @@ class SshBed:
         """
         return self.log_path.read_text(errors="replace")
 
-    def count_logins(self) -> int:
-        """Count successful logins ("Accepted <method> for ...") in the log.
+    def count_logins(self, user: str | None = None) -> int:
+        """Count successful logins ("Accepted <method> for <user> ...") in the log, of ``user`` if given.
 
         NOTE: at LogLevel VERBOSE sshd also logs "Accepted key ... found at"
         twice per public key login (query, then signature), hence the regex.
+        A first factor that a second must follow is logged "Partial ...",
+        not counted here.
         """
-        return len(_LOGIN_RE.findall(self.log_text()))
+        return sum(user in (None, name) for name in _LOGIN_RE.findall(self.log_text()))
+
+    def count_lines(self, start: str) -> int:
+        """Count the log's lines that start with ``start`` (e.g. "Failed keyboard-interactive")."""
+        return sum(line.startswith(start) for line in self.log_text().splitlines())
 
     def count_failed_passwords(self) -> int:
         """Count rejected passwords ("Failed password ...") in the log."""
@@ -511,12 +716,28 @@ class SshBed:
             setattr(self, name, path)
         authorized = self.dir / "authorized_keys"
         authorized.mkdir(mode=0o755)
-        (authorized / TEST_USER).write_text("".join(
+        keys = "".join(
             key.with_name(key.name + ".pub").read_text()
             for key in (self.key_plain, self.key_pass, self.key_agent)
-        ))
-        (authorized / TEST_USER).chmod(0o644)
+        )
+        for user in (TEST_USER, *(account.name for account in self.accounts)):
+            (authorized / user).write_text(keys)
+            (authorized / user).chmod(0o644)
+        for name, content in self._files.items():
+            path = self.dir / name
+            path.write_text(content)
+            path.chmod(0o600)
         self._write_client_config()
+
+    def _install_pam(self) -> None:
+        """Make the PAM service's file and its sshd symlink (replacing what an earlier run left)."""
+        if self._pam is None:
+            return
+        PAM_SBIN.mkdir(parents=True, exist_ok=True)
+        self._pam.program.unlink(missing_ok=True)
+        self._pam.program.symlink_to(SSHD)
+        self._pam.config_file.write_text(self._pam.config.replace("{dir}", str(self.dir)))
+        self._pam.config_file.chmod(0o644)
 
     def _generate_host_keys(self) -> None:
         for name in HOST_KEY_TYPES:
@@ -526,7 +747,10 @@ class SshBed:
         host_keys = "".join(
             f"HostKey {self.dir / f'ssh_host_{name}_key'}\n" for name in HOST_KEY_TYPES
         )
+        own = "".join(line.replace("{dir}", str(self.dir)) + "\n" for line in self._sshd_options)
+        users = " ".join((TEST_USER, *(account.name for account in self.accounts)))
         self.sshd_config.write_text(
+            f"{own}"
             f"ListenAddress {self.host}\n"
             f"Port {self.port}\n"
             f"{host_keys}"
@@ -538,7 +762,7 @@ class SshBed:
             "KbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\n"
             "PermitRootLogin no\n"
-            f"AllowUsers {TEST_USER}\n"
+            f"AllowUsers {users}\n"
             "LogLevel VERBOSE\n"
             "AllowTcpForwarding yes\n"
             "PrintMotd no\n"

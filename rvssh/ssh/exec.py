@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 # What a mux client prints when sshd refuses one more session (MaxSessions).
 _SESSION_REFUSED = re.compile(rb"Session open refused|open failed")
+# Pauses before a refused session is asked for again: a session that just
+# ended may count on the server for a moment longer, so the first retries
+# come soon; a server that refuses every session (MaxSessions 0) is not
+# asked a hundred times a second.
+REFUSAL_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,10 @@ class SessionSlots:
                 busy += 1
             finally:
                 os.close(descriptor)
-        # Our own slot counts as busy: the sessions the server did allow are the others.
-        limit = max(1, min(busy - 1, self.limit(key) - 1))
+        # Our own slot counts as busy: the sessions the server did allow are the
+        # others. Commands refused at the same moment all learn the same number
+        # (never one fewer per refusal, which sank MaxSessions 3 to 2 or 1).
+        limit = max(1, min(busy - 1, self.limit(key)))
         write_bytes_atomic(self._limit_path(key), str(limit).encode("ascii"))
         return limit
 
@@ -144,6 +151,7 @@ class RemoteExecutor:
         slots: SessionSlots,
         environ: dict[str, str],
         timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._common = common
         self._control_path = control_path
@@ -151,6 +159,7 @@ class RemoteExecutor:
         self._slots = slots
         self._env = environ
         self._timeout = timeout
+        self._sleep = sleep
 
     def run(self, target: Target, program: bytes, timeout: float | None = None) -> CommandResult:
         """Run ``program`` (a POSIX sh program, see remote/launcher.py) and return its result.
@@ -165,11 +174,12 @@ class RemoteExecutor:
         argv = build_exec_argv(self._common, target, self._control_path(target))
         limit = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        refusals = 0
         while True:
             with self._slots.hold(target.connection_id):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RemoteCommandError(f"Remote command timed out after {limit:g} s (waiting for a session)")
+                    raise RemoteCommandError(_waited_message(limit, refusals))
                 try:
                     completed = run_command(argv, env=self._env, timeout=remaining, stdin=program)
                 except SshCommandError as ex:
@@ -181,9 +191,22 @@ class RemoteExecutor:
                 break
             log.info("the server of %s refused a session; running at most %d at once on it",
                      target.connection_id, allowed)
+            pause = REFUSAL_PAUSES[min(refusals, len(REFUSAL_PAUSES) - 1)]
+            refusals += 1
+            if deadline - time.monotonic() <= pause:
+                raise RemoteCommandError(_waited_message(limit, refusals))
+            self._sleep(pause)
         result = CommandResult(completed.returncode, completed.stdout, completed.stderr)
         # 255 is ssh's own failure code (a remote command may use it too).
         if result.exit_status == 255 and not self._is_alive(target):
             log.info("connection %s lost during a command; ssh said: %s", target.connection_id, result.stderr_text(300))
             raise MasterGoneError(f"Connection lost: the ssh connection {target.connection_id} is gone")
         return result
+
+
+def _waited_message(limit: float, refusals: int) -> str:
+    """Return the message of a command that found no session within ``limit`` seconds."""
+    if refusals:
+        return (f"Remote command failed: the server refused a session {refusals} times in {limit:g} s "
+                "(its MaxSessions allows none for this connection now)")
+    return f"Remote command timed out after {limit:g} s (waiting for a session)"

@@ -34,11 +34,12 @@ from rvssh.files import make_private_dir
 from rvssh.ssh.answers import Answerer
 from rvssh.ssh.argv import MasterAuth, SshCommon, build_control_argv, build_master_argv
 from rvssh.ssh.errors import AuthenticationError, AuthPromptError, ConnectError, HostKey, SshCommandError
-from rvssh.ssh.hostkeys import build_host_key_error
+from rvssh.ssh.hostkeys import build_host_key_error, build_refused_hop_error
 from rvssh.ssh.process import run_command
 from rvssh.ssh.prompts import (
     PARTIAL_SUCCESS,
     PROMPT_PATTERN,
+    PROXY_CLOSED,
     FailureKind,
     Prompt,
     PromptKind,
@@ -47,6 +48,7 @@ from rvssh.ssh.prompts import (
     summarize_ssh_output,
     transcript_tail,
 )
+from rvssh.ssh.resolve import resolve_destination
 from rvssh.ssh.sshconfig import SshConfigFiles
 from rvssh.ssh.target import Target
 
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 
 _MASTER_PID = re.compile(rb"Master running \(pid=(\d+)\)")
 CONTROL_TIMEOUT = 10.0
+# How long a line that only looks like a question must stay the last output
+# before it is taken for one (see Prompt.certain).
+QUIET_BEFORE_ANSWER = 0.5
+_ANY_OUTPUT = re.compile(r".", re.DOTALL)
 # A Unix socket path must fit sun_path (104 bytes on macOS); ssh first binds
 # "<ControlPath>.<16 random chars>".
 SUN_PATH_BUDGET = 104
@@ -195,7 +201,7 @@ class MasterController:
         try:
             handshake = self._drive(argv, answerer, timeout)
             if handshake.status != 0:
-                error = self._failure(handshake, capture_file, answerer)
+                error = self._failure(target, handshake, capture_file, answerer)
                 log.info("the master of %s did not start: %s; ssh said: %s",
                          target.connection_id, error.message, transcript_tail(handshake.transcript))
                 raise error
@@ -238,6 +244,12 @@ class MasterController:
                 if index == 2:
                     continue
                 prompt = classify_prompt(child.after or "", echo=child.getecho())
+                if not prompt.certain:
+                    more = child.expect([pexpect.TIMEOUT, pexpect.EOF, _ANY_OUTPUT], timeout=QUIET_BEFORE_ANSWER)
+                    if more == 1:
+                        break
+                    if more == 2:
+                        continue  # text still arriving (a banner), not a question
                 self._answer(child, prompt, answerer, answered, transcript)
             # PERF: ssh has exited (EOF); reap it now instead of close()'s fixed
             # 0.1 s pause before it checks the child.
@@ -271,13 +283,19 @@ class MasterController:
         transcript.remember_typed(value)
         child.sendline(value)
 
-    def _failure(self, handshake: Handshake, capture_file: Path, answerer: Answerer) -> Exception:
+    def _failure(self, target: Target, handshake: Handshake, capture_file: Path, answerer: Answerer) -> Exception:
         output = handshake.transcript
         kind = classify_failure(output)
         summary = summarize_ssh_output(output)
         if kind is FailureKind.HOST_KEY:
             error = build_host_key_error(output, capture_file, self._fingerprint, self._find_stored_key)
             return error if error is not None else ConnectError(f"Connection failed: {summary}")
+        if PROXY_CLOSED.search(output):
+            # A hop's own words went to /dev/null (ssh does that for a
+            # ControlPersist master): its refused key is found from the
+            # capture, anything else is worded from the route.
+            refused = build_refused_hop_error(capture_file, self._fingerprint, self._find_stored_key)
+            return refused if refused is not None else ConnectError(self._proxy_failure(target, summary))
         if kind is FailureKind.AUTH:
             skipped = answerer.skipped_passphrase
             if skipped is not None:
@@ -289,6 +307,21 @@ class MasterController:
                 )
             return AuthenticationError(f"Connection failed: {summary}")
         return ConnectError(f"Connection failed: {summary}")
+
+    def _proxy_failure(self, target: Target, summary: str) -> str:
+        """Return the message of a route whose jump host (or ProxyCommand) closed the connection."""
+        try:
+            jump = resolve_destination(
+                self._common, self._env, target.host, None if target.port_is_default else target.port, target.username
+            ).proxy_jump
+        except (ConnectError, SshCommandError):
+            jump = None
+        way = f"the jump host {jump} (ProxyJump)" if jump else "the ProxyCommand"
+        return (
+            f"Connection failed: {way} closed the connection before {target.host} answered "
+            f"(unreachable, a refused login, or no way on to {target.host}); "
+            f"ssh {target.host} in a terminal shows which (ssh said: {summary})"
+        )
 
     def _run_control(self, target: Target, command: str) -> subprocess.CompletedProcess[bytes]:
         argv = build_control_argv(self._common, target, self.control_path(target), command)

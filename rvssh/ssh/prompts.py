@@ -34,12 +34,18 @@ class Prompt:
             prefix), else the line.
         echo: whether the terminal echoes the answer (a keyboard-interactive
             question may ask for something that is not secret).
+        certain: whether ssh surely waits for an answer: one of its own
+            prompts, a question it prefixed with ``(user@host)``, or a
+            terminal that stopped echoing. Other text that ends like a
+            question may be text still arriving: a Banner whose last line
+            has no newline, or a long banner cut where a line ends in ``:``.
     """
 
     kind: PromptKind
     line: str
     text: str
     echo: bool = False
+    certain: bool = True
 
     @property
     def asks_password(self) -> bool:
@@ -73,7 +79,9 @@ def classify_prompt(text: str, echo: bool = False) -> Prompt:
         if pattern.search(line):
             return Prompt(kind, line, line, echo)
     match = _KBD_PREFIX.match(line)
-    return Prompt(PromptKind.KEYBOARD_INTERACTIVE, line, match.group("text") if match else line, echo)
+    if match:
+        return Prompt(PromptKind.KEYBOARD_INTERACTIVE, line, match.group("text"), echo)
+    return Prompt(PromptKind.KEYBOARD_INTERACTIVE, line, line, echo, certain=not echo)
 
 
 class FailureKind(enum.Enum):
@@ -89,6 +97,10 @@ FAILURE_TABLE: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
 )
 
 PARTIAL_SUCCESS = re.compile(r'Authenticated using "(?P<method>[^"]+)" with partial success')
+
+# What ssh says when its ProxyJump (or ProxyCommand) hop closed the connection:
+# the peer of a proxy is a pipe, which ssh names "UNKNOWN port 65535".
+PROXY_CLOSED = re.compile(r"Connection closed by UNKNOWN port 65535")
 
 
 def classify_failure(output: str) -> FailureKind:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pexpect
 
-from tests.sshbed import TEST_HOME, TEST_USER, SshBed, free_port, run_as_user, wait_until
+from tests.sshbed import TEST_HOME, SshBed, free_port, run_as_user, session_viewer_pids, wait_until
 
 STORES = f"{TEST_HOME}/rv-cli-stores"
 COMMAND_TIMEOUT = 90
@@ -74,24 +74,9 @@ def remove_storage_roots() -> None:
     run_as_user(["rm", "-rf", STORES])
 
 
-def process_gone(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/stat")
-    try:
-        return status.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
-def remote_viewer_pids() -> list[int]:
-    """Return the pids of the test user's runicorn viewers."""
-    listing = subprocess.run(["pgrep", "-u", TEST_USER, "-f", "runicorn viewer"], capture_output=True, text=True)
-    return [int(pid) for pid in listing.stdout.split()]
-
-
-def wait_until_viewer_gone(pid: int, timeout: float = 15) -> None:
-    """Wait until the viewer process ``pid`` has ended on the server (the stop's SIGTERM, then SIGKILL)."""
-    wait_until(lambda: pid not in remote_viewer_pids() and process_gone(pid), timeout,
-               f"viewer {pid} still runs on the server")
+def wait_until_viewer_gone(session_id: str, timeout: float = 15) -> None:
+    """Wait until no process of the session's viewer runs on the server (the stop's SIGTERM, then SIGKILL)."""
+    wait_until(lambda: session_viewer_pids(session_id) == [], timeout, f"the viewer of {session_id} still runs")
 
 
 def host_key_fingerprints(bed: SshBed) -> set[str]:

@@ -80,3 +80,5 @@ def runicorn_python() -> Path:
 # The rvssh fixtures (in-process app against the bed) and the second account live in their own modules.
 from tests.integration.other_account import other_account  # noqa: E402,F401
 from tests.integration.rvssh_fixtures import rvssh, state_dir, trusted  # noqa: E402,F401
+# The other kinds of server (login shells, no python) are shared by several modules.
+from tests.integration.server_beds import shells_bed  # noqa: E402,F401

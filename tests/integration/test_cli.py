@@ -14,7 +14,6 @@ import pytest
 from tests.integration.cli_runs import (
     cli_environment,
     host_key_fingerprints,
-    remote_viewer_pids,
     remove_storage_roots,
     run_rvssh,
     rvssh_status,
@@ -23,7 +22,7 @@ from tests.integration.cli_runs import (
     wait_until_viewer_gone,
 )
 from tests.integration.serving import end_masters, serving
-from tests.sshbed import SshBed
+from tests.sshbed import SshBed, session_viewer_pids
 
 URL = re.compile(r"http://localhost:(\d+)\r?\n")
 
@@ -86,16 +85,16 @@ def test_open_in_process_asks_key_and_password_serves_the_viewer_and_ctrl_c_stop
         # The state dir is shared: another rvssh command sees the session.
         sessions = rvssh_status(environment)["viewer_sessions"]
         assert [(item["localPort"], item["status"]) for item in sessions] == [(port, "running")]
-        viewer_pid = sessions[0]["remotePid"]
-        assert viewer_pid in remote_viewer_pids()
+        session_id = sessions[0]["sessionId"]
+        assert session_viewer_pids(session_id) == [sessions[0]["remotePid"]]
 
         child.sendintr()
-        child.expect_exact(f"Stopping viewer {sessions[0]['sessionId']}…")
+        child.expect_exact(f"Stopping viewer {session_id}…")
         child.expect_exact(f"Closed the connection {sshbed.user}@{sshbed.host}:{sshbed.port}.")
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 0, child.before
-        wait_until_viewer_gone(viewer_pid)
+        wait_until_viewer_gone(session_id)
         assert rvssh_status(environment) == {"connections": [], "viewer_sessions": [],
                                              "connection_count": 0, "viewer_session_count": 0}
     finally:
@@ -141,7 +140,7 @@ def test_open_through_rvssh_serve_detaches_and_ls_stop_see_the_same_sessions(ssh
                 f"Stopped viewer {sessions[0]['sessionId']} on {sshbed.user}@{sshbed.alias}:22.",
                 f"Closed the connection {sshbed.user}@{sshbed.alias}:22.",
             ]
-            wait_until_viewer_gone(sessions[0]["remotePid"])
+            wait_until_viewer_gone(sessions[0]["sessionId"])
             assert served.request("GET", "/api/remote/status")[2]["viewer_session_count"] == 0
             assert run_rvssh(environment, "ls").stdout == "No connections and no viewer sessions.\n"
             nothing = run_rvssh(environment, "stop", sshbed.alias)

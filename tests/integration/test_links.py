@@ -29,7 +29,7 @@ import pytest
 
 from tests.integration.rvssh_fixtures import Rvssh, start_rvssh, stop_rvssh, settings_for
 from tests.netbed import NetnsBed
-from tests.sshbed import TEST_HOME, SshBed, _descendants, run_as_user, wait_until
+from tests.sshbed import TEST_HOME, SshBed, _descendants, run_as_user, session_viewer_pids, wait_until
 
 STORES = f"{TEST_HOME}/rv-link-stores"
 READS = ("/api/remote/sessions", "/api/remote/status", "/api/remote/viewer/sessions")
@@ -54,21 +54,6 @@ def health(port: int) -> dict[str, Any] | None:
         return None
     finally:
         connection.close()
-
-
-def viewer_processes(session_id: str) -> list[int]:
-    """Return the pids on the server whose environment marks them as this session's viewer."""
-    marker = f"RVSSH_VIEWER_SESSION={session_id}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(entry.name))
-    return found
 
 
 def start_viewer(rvssh: Rvssh, **credentials: Any) -> dict[str, Any]:
@@ -122,7 +107,7 @@ def assert_back_on_the_same_port(rvssh: Rvssh, session: dict[str, Any], since: f
     now = wait_until(lambda: session_of(rvssh, session["sessionId"])["status"] == "running" and
                      session_of(rvssh, session["sessionId"]), 10, "the session did not say running again")
     assert now["localPort"] == port and now["sessionId"] == session["sessionId"]
-    assert len(viewer_processes(session["sessionId"])) == 1
+    assert len(session_viewer_pids(session["sessionId"])) == 1
     return took
 
 
@@ -137,7 +122,7 @@ def assert_healed_in_time(rvssh: Rvssh, session: dict[str, Any], what: str, took
 def stop_and_check_nothing_is_left(rvssh: Rvssh, session: dict[str, Any]) -> None:
     result = rvssh.client.simulate_post("/api/remote/viewer/stop", json={"session_id": session["sessionId"]})
     assert result.status_code == 200, result.text
-    wait_until(lambda: viewer_processes(session["sessionId"]) == [], 15, "a viewer process outlived the stop")
+    wait_until(lambda: session_viewer_pids(session["sessionId"]) == [], 15, "a viewer process outlived the stop")
     assert health(session["localPort"]) is None
 
 
@@ -164,7 +149,7 @@ def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer
         os.kill(master_pid(viewer_rvssh), signal.SIGKILL)
         killed = time.monotonic()
         took = assert_back_on_the_same_port(viewer_rvssh, session, killed)
-    assert viewer_processes(session["sessionId"]) == [session["remotePid"]]
+    assert session_viewer_pids(session["sessionId"]) == [session["remotePid"]]
     assert_healed_in_time(viewer_rvssh, session, "master killed", took, reads)
 
 
@@ -203,11 +188,11 @@ def test_a_viewer_gone_with_the_link_is_started_again_once(viewer_rvssh: Rvssh) 
     session = start_viewer(viewer_rvssh)
     viewer_rvssh.bed.stop_sshd()
     run_as_user(["kill", "-KILL", "--", f"-{session['remotePid']}"])
-    wait_until(lambda: viewer_processes(session["sessionId"]) == [], 10, "the viewer did not die")
+    wait_until(lambda: session_viewer_pids(session["sessionId"]) == [], 10, "the viewer did not die")
     viewer_rvssh.bed.start_sshd()
     back = time.monotonic()
     assert_back_on_the_same_port(viewer_rvssh, session, back)
-    relaunched = viewer_processes(session["sessionId"])
+    relaunched = session_viewer_pids(session["sessionId"])
     assert len(relaunched) == 1 and relaunched[0] != session["remotePid"]
     assert session_of(viewer_rvssh, session["sessionId"])["remotePid"] == relaunched[0]
     stop_and_check_nothing_is_left(viewer_rvssh, session)
@@ -230,7 +215,7 @@ def test_a_login_that_needs_a_person_waits_and_the_next_connect_brings_the_sessi
     entry = viewer_rvssh.client.simulate_get("/api/remote/sessions").json["sessions"][0]
     assert entry["state"] == "waiting" and entry["connected"] is False
     assert bed.count_failed_passwords() == failed_before, "a heal must never guess a password"
-    assert len(viewer_processes(session["sessionId"])) == 1
+    assert len(session_viewer_pids(session["sessionId"])) == 1
     assert viewer_rvssh.connect(**password_only).status_code == 200
     assert_back_on_the_same_port(viewer_rvssh, session, time.monotonic())
     stop_and_check_nothing_is_left(viewer_rvssh, session)
@@ -250,9 +235,9 @@ def test_a_stop_that_cannot_reach_the_server_keeps_the_session_and_the_next_logi
     assert result.json["detail"].startswith("Failed to stop session: Could not stop the viewer on the server")
     kept = session_of(viewer_rvssh, session["sessionId"])
     assert kept["status"] == "error" and "next time rvssh logs in" in kept["error"]
-    assert len(viewer_processes(session["sessionId"])) == 1
+    assert len(session_viewer_pids(session["sessionId"])) == 1
     assert viewer_rvssh.connect(**password_only).status_code == 200
-    wait_until(lambda: viewer_processes(session["sessionId"]) == [], 15, "the next login did not stop the viewer")
+    wait_until(lambda: session_viewer_pids(session["sessionId"]) == [], 15, "the next login did not stop the viewer")
     listed = viewer_rvssh.client.simulate_get("/api/remote/viewer/sessions").json["sessions"]
     assert listed == []
 

@@ -11,7 +11,6 @@ variables.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from tests.integration.serving import serving

@@ -21,13 +21,12 @@ from tests import callers
 from tests.integration.browser import NARROW, chromium
 from tests.integration.cli_runs import (
     host_key_fingerprints,
-    remote_viewer_pids,
     remove_storage_roots,
     storage_root,
     wait_until_viewer_gone,
 )
 from tests.integration.serving import end_masters, serving
-from tests.sshbed import SshBed, free_port
+from tests.sshbed import SshBed, free_port, session_viewer_pids
 
 STEP_TIMEOUT = 60_000  # ms: a connect, a start
 
@@ -148,12 +147,12 @@ def test_the_page_adds_a_server_trusts_its_key_logs_in_starts_opens_and_stops_a_
 
             # Stop: the row goes, and so does the viewer on the server.
             session = served.request("GET", "/api/remote/viewer/sessions")[2]["sessions"][0]
-            assert session["remotePid"] in remote_viewer_pids()
+            assert session_viewer_pids(session["sessionId"]) == [session["remotePid"]]
             row.get_by_role("button", name="Stop").click()
             expect(row).to_have_count(0)
             expect(page.locator("#sessions-empty")).to_be_visible()
             expect(progress).to_have_text("The viewer was stopped.")
-            wait_until_viewer_gone(session["remotePid"])
+            wait_until_viewer_gone(session["sessionId"])
 
             # Remove the trusted key.
             keys = page.locator("#known-host-rows tr", has_text=f"[{sshbed.host}]:{sshbed.port}")

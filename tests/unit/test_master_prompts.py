@@ -158,6 +158,37 @@ def test_network_failures_carry_what_ssh_said(tmp_path: Path) -> None:
         masters.start(TARGET, MasterAuth(), RequestAnswers())
 
 
+def test_a_banner_that_ends_like_a_question_is_not_one(tmp_path: Path) -> None:
+    masters, log = controller(tmp_path, "banner")
+    (tmp_path / "cm").mkdir()
+    # ssh went on (and succeeded): nothing was asked, nothing typed.
+    with pytest.raises(ConnectError, match="no master answers"):
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert typed(log) == []
+
+
+def test_an_unprefixed_question_is_asked_once_the_output_stays_quiet(tmp_path: Path) -> None:
+    masters, log = controller(tmp_path, "old-ssh-question")
+    (tmp_path / "cm").mkdir()
+    with pytest.raises(AuthPromptError) as raised:
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert [(prompt.text, prompt.echo) for prompt in raised.value.prompts] == [("Your badge number:", True)]
+    with pytest.raises(ConnectError, match="no master answers"):
+        masters.start(TARGET, MasterAuth(), RequestAnswers(responses=[secret("badge-7")]))
+    assert typed(log) == ["badge-7"]
+
+
+def test_a_jump_host_that_closed_the_connection_is_named(tmp_path: Path) -> None:
+    masters, _ = controller(tmp_path, "proxy-closed")
+    with pytest.raises(ConnectError) as raised:
+        masters.start(TARGET, MasterAuth(), RequestAnswers())
+    assert raised.value.message == (
+        "Connection failed: the jump host bastion (ProxyJump) closed the connection before host answered "
+        "(unreachable, a refused login, or no way on to host); ssh host in a terminal shows which "
+        "(ssh said: Connection closed by UNKNOWN port 65535)"
+    )
+
+
 def test_a_missing_ssh_client_is_a_clear_connect_error(tmp_path: Path) -> None:
     masters, _ = controller(tmp_path, "ok", ssh="/nonexistent/ssh")
     with pytest.raises(ConnectError, match="ssh client '/nonexistent/ssh' was not found"):

@@ -50,6 +50,21 @@ def test_finished_lines_are_not_prompts(text: str) -> None:
     assert PROMPT_PATTERN.search(text) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "echo", "certain"),
+    [
+        ("rvssh-test@127.0.0.1's password: ", False, True),
+        ("Are you sure you want to continue connecting (yes/no/[fingerprint])? ", True, True),
+        ("(alice@gpu) Passcode or option (1-3): ", True, True),
+        ("Verification code: ", False, True),
+        # Text on an echoing terminal without ssh's (user@host): maybe a banner still arriving.
+        ("Authorized use only. Questions? Ask the admin:", True, False),
+    ],
+)
+def test_only_what_ssh_surely_asks_is_certain(text: str, echo: bool, certain: bool) -> None:
+    assert classify_prompt(text, echo=echo).certain is certain
+
+
 def test_the_same_question_on_two_hosts_is_two_prompts() -> None:
     bastion = classify_prompt("(me@bastion) Verification code: ")
     target = classify_prompt("(me@gpu) Verification code: ")

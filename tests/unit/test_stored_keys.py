@@ -13,7 +13,7 @@ import pytest
 
 from rvssh.ssh.errors import HostKey
 from rvssh.ssh.fingerprint import fingerprint_with_ssh_keygen
-from rvssh.ssh.hostkeys import build_host_key_error
+from rvssh.ssh.hostkeys import build_host_key_error, build_refused_hop_error
 from rvssh.ssh.stored_keys import (
     build_find_argv,
     expand_tilde,
@@ -161,3 +161,44 @@ def test_an_unknown_key_asks_for_no_expected_key(tmp_path: Path, keys: dict[str,
 
     error = build_host_key_error(output, capture, fingerprint_with_ssh_keygen, find_stored)
     assert error is not None and (error.reason, error.expected) == ("unknown", None)
+
+
+# --- a ProxyJump hop's refusal, found from the capture (its stderr went to /dev/null) ------------
+
+BASTION = "[127.0.0.1]:2200"
+
+
+def stored_in(*files: Path):
+    """Return find_stored over ``files`` with the real ssh-keygen, as the master is wired."""
+    def find_stored(host: str, port: int, key_type: str) -> HostKey | None:
+        return find_stored_key(host, port, key_type, files=list(files))
+    return find_stored
+
+
+def test_a_hops_unknown_key_is_the_first_captured_key_no_file_trusts(tmp_path: Path, keys: dict[str, HostKey]) -> None:
+    managed = write(tmp_path / "known_hosts", f"{FIELD} {keys['ed25519'].public_key}")
+    capture = write(tmp_path / "capture", f"{BASTION} 2200 NONE x", f"{BASTION} 2200 {keys['rsa'].public_key}",
+                    f"{FIELD} 2222 {keys['ed25519'].public_key}")
+    error = build_refused_hop_error(capture, fingerprint_with_ssh_keygen, stored_in(managed))
+    assert error is not None
+    assert (error.host, error.port, error.known_hosts_host, error.reason) == ("127.0.0.1", 2200, BASTION, "unknown")
+    assert (error.presented, error.expected) == (keys["rsa"], None)
+
+
+def test_a_hops_changed_key_expects_the_stored_key_of_its_type(tmp_path: Path, keys: dict[str, HostKey]) -> None:
+    user = hash_file(write(tmp_path / "user", f"{BASTION} {keys['ed25519'].public_key}"))
+    capture = write(tmp_path / "capture", f"{BASTION} 2200 {keys['ed255192'].public_key}")
+    error = build_refused_hop_error(capture, fingerprint_with_ssh_keygen, stored_in(tmp_path / "missing", user))
+    assert error is not None and error.reason == "changed"
+    assert (error.presented, error.expected) == (keys["ed255192"], keys["ed25519"])
+
+
+def test_trusted_hops_and_certificates_are_no_refusal(tmp_path: Path, keys: dict[str, HostKey]) -> None:
+    managed = write(tmp_path / "known_hosts", f"{BASTION} {keys['rsa'].public_key}",
+                    f"{FIELD} {keys['ed25519'].public_key}")
+    capture = write(tmp_path / "capture", f"{BASTION} 2200 {keys['rsa'].public_key}",
+                    f"{FIELD} 2222 ssh-ed25519-cert-v01@openssh.com AAAAcert",
+                    f"{FIELD} 2222 {keys['ed25519'].public_key}")
+    assert build_refused_hop_error(capture, fingerprint_with_ssh_keygen, stored_in(managed)) is None
+    nothing = tmp_path / "nothing-captured"
+    assert build_refused_hop_error(nothing, fingerprint_with_ssh_keygen, stored_in(managed)) is None
