@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import re
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.integration.cli_runs import (
     wait_until_viewer_gone,
 )
 from tests.integration.serving import end_masters, serving
+from tests.integration.test_second_factor import OATH_PROMPT, Totp, otp_bed
 from tests.sshbed import SshBed, session_viewer_pids
 
 URL = re.compile(r"http://localhost:(\d+)\r?\n")
@@ -200,3 +202,41 @@ def test_hosts_lists_the_bed_alias_resolved_by_ssh(sshbed: SshBed, state_dir: Pa
     assert answer == {"files": [str(sshbed.ssh_config)], "hosts": [
         {"alias": sshbed.alias, "user": sshbed.user, "hostname": sshbed.host, "port": sshbed.port,
          "proxy_jump": None, "error": None}]}
+
+
+@pytest.fixture(scope="module")
+def password_and_code() -> Iterator[tuple[SshBed, Totp]]:
+    """An sshd whose PAM conversation asks the account's password, then a TOTP code (as test_second_factor's)."""
+    with otp_bed("rvssh-test-sshd-otp-cli", "keyboard-interactive", "auth requisite pam_unix.so\n") as bed:
+        yield bed, Totp()
+
+
+def test_open_asks_the_password_and_the_one_time_code_without_echo(
+    password_and_code: tuple[SshBed, Totp], state_dir: Path
+) -> None:
+    bed, totp = password_and_code
+    bed.user_known_hosts.write_text(bed.known_hosts_text())  # the key is trusted: only the questions remain
+    environment = cli_environment(bed, state_dir)
+    child = spawn_rvssh(environment, "open", f"{bed.user}@{bed.host}:{bed.port}", "--no-browser", "--detach",
+                        "--env", "runicorn", "--root", storage_root())
+    seen = io.StringIO()
+    child.logfile_read = seen  # everything the terminal showed
+    try:
+        child.expect_exact("Password: ")
+        child.sendline(bed.password)
+        child.expect_exact(f"{OATH_PROMPT} ")
+        code = totp.next_code()
+        child.sendline(code)
+        child.expect(URL)
+        port = int(child.match.group(1))
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, child.before
+        assert health_through(port)["status"] == "ok"
+        assert bed.password not in seen.getvalue() and code not in seen.getvalue()  # nothing typed was echoed
+        assert "A second factor" not in seen.getvalue()  # the questions as the server words them
+        stopped = run_rvssh(environment, "stop", "--all")
+        assert stopped.returncode == 0, stopped.stderr
+    finally:
+        child.close(force=True)
+        end_masters(state_dir)
