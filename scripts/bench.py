@@ -499,7 +499,7 @@ class Bench:
                 data = json.loads(record.read_text())
                 subprocess.run(["ssh", "-o", f"ControlPath={data['control_path']}", "-O", "exit", "x"],
                                capture_output=True, timeout=10, check=False)
-                end_pids([int(data["master_pid"])])
+                end_pids([int(data["pid"])])
         if server in self.servers:
             self.servers.remove(server)
         shutil.rmtree(server.home, ignore_errors=True)
@@ -825,7 +825,7 @@ class Bench:
         """RSS of what keeps a connection (rvssh: its master) and a tunnel open."""
         records = list((rv.home / "state" / "connections").glob("*.json"))
         if records:
-            pid = int(json.loads(records[0].read_text())["master_pid"])
+            pid = int(json.loads(records[0].read_text())["pid"])
             self.resources.setdefault(rv.name, {})["master_rss_kb"] = rss_kb(pid)
             self.resources[rv.name]["master_cpu_s"] = cpu_seconds(pid)
         ssh_children = [pid for pid in ref.pids()
