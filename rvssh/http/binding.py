@@ -8,6 +8,7 @@ runs (issue #14).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from rvssh.settings import Settings
@@ -15,6 +16,7 @@ from rvssh.settings import Settings
 __all__ = ["bind_problem", "is_loopback_name"]
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_name(name: str) -> bool:
     """Return whether ``name`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
     if name == "localhost":

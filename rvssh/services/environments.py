@@ -95,9 +95,21 @@ class EnvironmentService:
         return self._kept(connection_id, ENVS_QUERY, ENVS_QUERY, refresh)
 
     def env_configs(self, connection_id: str, interpreter: str | None = None, refresh: bool = False) -> dict[str, Any]:
-        """Map every environment name (and ``interpreter``, a path, when given) to its versions."""
-        args = ("env-configs", interpreter or "")
-        return self._kept(connection_id, args, args, refresh)
+        """Map every environment name (and ``interpreter``, a path, when given) to its versions.
+
+        Without ``interpreter`` this is the conda-envs answer in another
+        shape (the same probe finds the same versions), so the two are one
+        kept answer and always agree; the UI asks both, one after the other.
+        """
+        if interpreter:
+            args = ("env-configs", interpreter)
+            return self._kept(connection_id, args, args, refresh)
+        envs = self.conda_envs(connection_id, refresh)
+        configs = {
+            env["name"]: {"pythonVersion": env["python_version"], "runicornVersion": env.get("runicorn_version")}
+            for env in envs["envs"]
+        }
+        return {"ok": True, "configs": configs, "probedAt": envs["probedAt"], "ageSeconds": envs["ageSeconds"]}
 
     def config(self, connection_id: str, conda_env: str, refresh: bool = False) -> dict[str, Any]:
         """Describe one environment: versions, default storage root, a free remote port."""

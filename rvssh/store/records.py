@@ -10,8 +10,11 @@ of :class:`StateStore` (held by the lifecycle code, the only writer).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
+import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,11 +115,16 @@ class ViewerRecord:
 RecordT = TypeVar("RecordT", MasterRecord, ViewerRecord)
 
 
+@functools.cache
+def _field_names(kind: type) -> frozenset[str]:
+    return frozenset(item.name for item in dataclasses.fields(kind))
+
+
 def _from_dict(kind: type[RecordT], value: Any) -> RecordT | None:
     """Build a record from its JSON, or None for anything that is not one (kept from an older rvssh)."""
     if not isinstance(value, dict):
         return None
-    names = {item.name for item in dataclasses.fields(kind)}
+    names = _field_names(kind)
     values = {name: item for name, item in value.items() if name in names}
     if kind is MasterRecord and isinstance(values.get("auth"), dict):
         values["auth"] = AuthRecipe(**{k: v for k, v in values["auth"].items() if k in {"use_agent", "key_path", "saved_server_id"}})
@@ -126,19 +134,53 @@ def _from_dict(kind: type[RecordT], value: Any) -> RecordT | None:
         return None
 
 
+FileIdentity = tuple[int, int, int, int]
+
+
+def _identity(info: os.stat_result) -> FileIdentity:
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 class RecordDirectory(Generic[RecordT]):
-    """Records of one kind, by key, in ``<directory>/<sha1(key)>.json``."""
+    """Records of one kind, by key, in ``<directory>/<sha1(key)>.json``.
+
+    PERF: reads are what every poll of the UI costs (issue #14). Each file's
+    JSON is kept in memory with the file's identity (inode, size, mtime,
+    ctime) and parsed again only when that changes; every write replaces the
+    file by a rename, so a changed record is a changed identity, whichever
+    process wrote it. A read then costs a directory listing and a stat per
+    record. Records are built anew for each caller (they are mutable).
+    """
 
     def __init__(self, directory: Path, kind: type[RecordT]) -> None:
         self._directory = directory
         self._kind = kind
+        self._parsed: dict[str, tuple[FileIdentity, Any]] = {}
+        self._guard = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return self._directory / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.json"
 
+    def _read(self, path: str, info: os.stat_result) -> RecordT | None:
+        identity = _identity(info)
+        with self._guard:
+            known = self._parsed.get(path)
+        if known is None or known[0] != identity:
+            known = (identity, read_json(Path(path), None))
+            with self._guard:
+                self._parsed[path] = known
+        return _from_dict(self._kind, known[1])
+
     def get(self, key: str) -> RecordT | None:
         """Return the record stored under ``key``, or None."""
-        return _from_dict(self._kind, read_json(self._path(key), None))
+        path = str(self._path(key))
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return _from_dict(self._kind, read_json(Path(path), None))
+        return self._read(path, info)
 
     def put(self, key: str, record: RecordT) -> None:
         """Store ``record`` under ``key`` (atomic, 0600)."""
@@ -155,9 +197,25 @@ class RecordDirectory(Generic[RecordT]):
 
     def all(self) -> list[RecordT]:
         """Return every record, oldest first (by ``created_at``)."""
-        if not self._directory.is_dir():
+        records = []
+        seen = set()
+        try:
+            entries = list(os.scandir(self._directory))
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        records = [_from_dict(self._kind, read_json(path, None)) for path in self._directory.glob("*.json")]
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the listing
+            seen.add(entry.path)
+            records.append(self._read(entry.path, info))
+        with self._guard:
+            for gone in set(self._parsed) - seen:
+                if gone.startswith(str(self._directory)) and not os.path.exists(gone):
+                    del self._parsed[gone]
         return sorted((record for record in records if record is not None), key=lambda record: record.created_at)
 
 
