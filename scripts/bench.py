@@ -428,7 +428,36 @@ class Bench:
         self.limit("mux_true", series(lambda i: mux + ["true"]))
         self.limit("mux_python", series(lambda i: mux + ["python3 -c pass"]))
         self.limit("mux_check", series(lambda i: ["ssh", "-S", str(control), "-O", "check", "x"]))
+        self.measure_probe_limits()
         return control
+
+    def measure_probe_limits(self) -> None:
+        """The remote programs of conda-envs, config and fs/list run on the server without ssh: their own cost."""
+        assert self.ws is not None
+        sys.path.insert(0, str(self.rvssh_source))
+        from rvssh.remote.probe import build_probe_program
+
+        home = pwd.getpwnam(TEST_USER).pw_dir
+        env = {"PATH": f"{RUNICORN_VENV}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"}
+
+        def series(program: bytes) -> Sample:
+            sample = Sample()
+            for index in range(self.reps["limits"] + 1):
+                elapsed, _ = timed(lambda: subprocess.run(["/usr/sbin/runuser", "-u", TEST_USER, "--", "/bin/sh", "-s"],
+                                                          input=program, env=env, cwd=home, capture_output=True,
+                                                          check=True, timeout=60))
+                if index:
+                    sample.values.append(elapsed)
+            return sample
+
+        # runuser's own start is not the server's work: measured alone and taken off each median.
+        baseline = series(b"true\n").median
+        for key, subcommand, args in (("probe_envs", "envs", ()),
+                                      ("probe_config", "config", (str(RUNICORN_VENV / "bin" / "python"),)),
+                                      ("probe_fslist", "fs-list", (str(self.ws.files_dir),))):
+            sample = series(build_probe_program(subcommand, *args))
+            sample.values = [max(0.0, value - baseline) for value in sample.values]
+            self.limit(key, sample)
 
     def raw_forward(self, remote_port: int, options: list[str] | None = None) -> tuple[int, subprocess.Popen[bytes]]:
         """A plain ``ssh -N -L`` of its own (one more login), as the reference's tunnel is."""

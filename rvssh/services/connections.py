@@ -82,7 +82,7 @@ class ConnectionService:
 
     def list(self) -> list[ConnectionEntry]:
         """List known connections with their liveness (a GET: nothing changes)."""
-        return [self.entry(record) for record in self._state.masters.all()]
+        return [self.entry(record) for record in self._state.masters.recent()]
 
     def live_record(self, connection_id: str) -> MasterRecord:
         """Return the record of a live connection, or raise 400/404 as the reference does."""

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,8 @@ def _from_dict(kind: type[RecordT], value: Any) -> RecordT | None:
 
 
 FileIdentity = tuple[int, int, int, int]
+# How old the listing behind a read may be (another process's writes show within this).
+RECENT_ENOUGH = 0.1
 
 
 def _identity(info: os.stat_result) -> FileIdentity:
@@ -156,12 +159,13 @@ class RecordDirectory(Generic[RecordT]):
         self._directory = directory
         self._kind = kind
         self._parsed: dict[str, tuple[FileIdentity, Any]] = {}
+        self._snapshot: tuple[float, list[Any]] | None = None
         self._guard = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return self._directory / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.json"
 
-    def _read(self, path: str, info: os.stat_result) -> RecordT | None:
+    def _read_value(self, path: str, info: os.stat_result) -> Any:
         identity = _identity(info)
         with self._guard:
             known = self._parsed.get(path)
@@ -169,7 +173,7 @@ class RecordDirectory(Generic[RecordT]):
             known = (identity, read_json(Path(path), None))
             with self._guard:
                 self._parsed[path] = known
-        return _from_dict(self._kind, known[1])
+        return known[1]
 
     def get(self, key: str) -> RecordT | None:
         """Return the record stored under ``key``, or None."""
@@ -180,15 +184,17 @@ class RecordDirectory(Generic[RecordT]):
             return None
         except OSError:
             return _from_dict(self._kind, read_json(Path(path), None))
-        return self._read(path, info)
+        return _from_dict(self._kind, self._read_value(path, info))
 
     def put(self, key: str, record: RecordT) -> None:
         """Store ``record`` under ``key`` (atomic, 0600)."""
         make_private_dir(self._directory)
         write_json_atomic(self._path(key), dataclasses.asdict(record))
+        self._snapshot = None
 
     def delete(self, key: str) -> bool:
         """Remove the record of ``key``; return whether there was one."""
+        self._snapshot = None
         try:
             self._path(key).unlink()
         except FileNotFoundError:
@@ -197,7 +203,28 @@ class RecordDirectory(Generic[RecordT]):
 
     def all(self) -> list[RecordT]:
         """Return every record, oldest first (by ``created_at``)."""
-        records = []
+        return [_from_dict(self._kind, value) for value in self._listing()]  # type: ignore[misc]
+
+    def recent(self, max_age: float = RECENT_ENOUGH) -> list[RecordT]:
+        """Return every record as :meth:`all` does, from a listing at most ``max_age`` seconds old.
+
+        For reads only (a writer reads under its lock with :meth:`get`): this
+        process's own writes show at once, another process's within
+        ``max_age``. PERF: the UI polls ``viewer/sessions`` and the listing's
+        system calls are what a read would cost under load (#14).
+        """
+        now = time.monotonic()
+        with self._guard:
+            snapshot = self._snapshot
+        if snapshot is None or now - snapshot[0] > max_age:
+            snapshot = (now, self._listing())
+            with self._guard:
+                self._snapshot = snapshot
+        return [_from_dict(self._kind, value) for value in snapshot[1]]  # type: ignore[misc]
+
+    def _listing(self) -> list[Any]:
+        """Return the JSON of every valid record, oldest first."""
+        found = []
         seen = set()
         try:
             entries = list(os.scandir(self._directory))
@@ -211,12 +238,15 @@ class RecordDirectory(Generic[RecordT]):
             except FileNotFoundError:
                 continue  # removed since the listing
             seen.add(entry.path)
-            records.append(self._read(entry.path, info))
+            value = self._read_value(entry.path, info)
+            record = _from_dict(self._kind, value)
+            if record is not None:
+                found.append((record.created_at, value))
         with self._guard:
             for gone in set(self._parsed) - seen:
-                if gone.startswith(str(self._directory)) and not os.path.exists(gone):
+                if not os.path.exists(gone):
                     del self._parsed[gone]
-        return sorted((record for record in records if record is not None), key=lambda record: record.created_at)
+        return [value for _, value in sorted(found, key=lambda item: item[0])]
 
 
 class StateStore:

@@ -45,3 +45,17 @@ def test_files_that_are_not_records_are_skipped(tmp_path: Path) -> None:
     (tmp_path / "viewers" / "broken.json").write_text("{not json")
     (tmp_path / "viewers" / ".a.json.123.tmp").write_text("{}")
     assert [record.session_id for record in state.viewers.all()] == ["a"]
+
+
+def test_reads_of_a_recent_listing_see_their_own_writes_at_once_and_others_within_its_age(tmp_path: Path) -> None:
+    reader, writer = StateStore(tmp_path, 5), StateStore(tmp_path, 5)
+    reader.viewers.put("a", session("a"))
+    assert [record.session_id for record in reader.viewers.recent(max_age=60)] == ["a"]
+    writer.viewers.put("b", session("b", created_at=2.0))  # another process
+    assert [record.session_id for record in reader.viewers.recent(max_age=60)] == ["a"]  # not yet: the listing is young
+    assert [record.session_id for record in reader.viewers.recent(max_age=0)] == ["a", "b"]
+    reader.viewers.delete("a")  # its own write: at once, whatever the age
+    assert [record.session_id for record in reader.viewers.recent(max_age=60)] == ["b"]
+    listed = reader.viewers.recent(max_age=60)[0]
+    listed.status = "running"
+    assert reader.viewers.recent(max_age=60)[0].status == "starting"  # each read is a record of its own
