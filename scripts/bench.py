@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: rvssh against the Runicorn reference (issue #6).
+"""Side-by-side benchmark: rvssh against the Runicorn reference (issues #6, #11, #14).
 
 Run it through ``scripts/bench`` (as root: the throwaway sshd needs it).
 Everything runs on this machine: one throwaway sshd (tests/sshbed.py), the

@@ -53,6 +53,10 @@ def ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
 
+def rate(value: float) -> str:
+    return "?" if math.isnan(value) else f"{value:,.0f} MB/s"
+
+
 def failures_in(sample: Sample) -> int:
     head = sample.note.split(" failed")[0]
     return int(head) if head.isdigit() else 0
@@ -95,8 +99,8 @@ FIGURES: list[Figure] = [
     Figure("big", "200 MB through the tunnel", REFERENCE, "≥ 90 % of direct and ≥ 1.2× the reference",
            lambda rv, ref, b: ref is not None and rv.median >= 0.9 * limit(b, "direct_big")
            and rv.median >= 1.2 * ref.median,
-           lambda b: f"direct {limit(b, 'direct_big'):.0f} MB/s; raw `ssh -L` {limit(b, 'raw_big'):.0f} MB/s "
-                     f"(AES-GCM {limit(b, 'raw_big_aes'):.0f} MB/s)",
+           lambda b: f"direct {rate(limit(b, 'direct_big'))}; raw `ssh -L` {rate(limit(b, 'raw_big'))} "
+                     f"(AES-GCM {rate(limit(b, 'raw_big_aes'))})",
            higher_is_better=True),
     Figure("during", "viewer/sessions while a config call runs", REFERENCE, "≤ 20 ms",
            lambda rv, ref, b: rv.median <= 20),
