@@ -1,7 +1,9 @@
 """The scale pass of scripts/bench: many live connections and running viewers at once (issue #14).
 
-One sshd listens on as many ports as there are connections (each port is
-its own connection id), the test user's runicorn venv serves the viewers.
+A few sshds (one sshd listens on at most 16 sockets) listen on as many ports
+as there are connections, each port a connection id of its own; every sshd
+trusts the first one's agent key, and the test user's runicorn venv serves
+the viewers.
 For rvssh and then the reference: every connection opened (409 flow, 8 at a
 time), the viewers started in parallel, then the reads timed, the open file
 descriptors of the server's process tree counted before, during and after,
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
 READS = ("sessions", "status", "viewer/sessions")
 
 
+# sshd's MAX_LISTEN_SOCKS is 16.
+PORTS_PER_SSHD = 15
+
+
 class ScaleBed(BenchBed):
     """The bench's sshd, listening on ``ports`` ports, letting that many logins start at once."""
 
@@ -43,6 +49,12 @@ class ScaleBed(BenchBed):
         super().__init__()
         self._count = ports
         self.ports: list[int] = []
+
+    def trust_agent_key_of(self, other: BenchBed) -> None:
+        """Accept the key in ``other``'s agent too, so one agent logs in to every bed."""
+        authorized = self.dir / "authorized_keys" / self.user
+        with open(authorized, "a") as keys:
+            keys.write(other.key_agent.with_name(other.key_agent.name + ".pub").read_text())
 
     def _write_sshd_config(self) -> None:
         super()._write_sshd_config()
@@ -57,33 +69,40 @@ def run_scale(bench: "Bench") -> None:
     """Measure both servers at scale; results go to ``bench.extra["scale"]``."""
     assert bench.ws is not None
     connections, viewers = bench.reps["scale_connections"], bench.reps["scale_viewers"]
-    bed = ScaleBed(connections)
-    bed.start()
+    beds: list[ScaleBed] = []
     results: dict[str, Any] = {}
     try:
-        for start in (lambda: bench.start_rvssh("rvssh", bed=bed),
-                      lambda: bench.start_reference(f"runicorn {REFERENCE}", REFERENCE, bed=bed)):
+        for first in range(0, connections, PORTS_PER_SSHD):
+            bed = ScaleBed(min(PORTS_PER_SSHD, connections - first))
+            beds.append(bed)
+            bed.start()
+            if bed is not beds[0]:
+                bed.trust_agent_key_of(beds[0])
+        targets = [(bed, port) for bed in beds for port in bed.ports]
+        for start in (lambda: bench.start_rvssh("rvssh", bed=beds[0]),
+                      lambda: bench.start_reference(f"runicorn {REFERENCE}", REFERENCE, bed=beds[0])):
             server = start()
             try:
-                results[server.name] = measure(bench, server, bed, connections, viewers)
+                results[server.name] = measure(bench, server, targets, viewers)
             finally:
                 bench.stop_server(server)
     finally:
-        bed.stop()
+        for bed in beds:
+            bed.stop()
         run_as_user(["rm", "-rf", str(bench.ws.root / "scale")], check=False)
     bench.extra["scale"] = results
 
 
-def measure(bench: "Bench", server: Server, bed: ScaleBed, connections: int, viewers: int) -> dict[str, Any]:
+def measure(bench: "Bench", server: Server, targets: list[tuple[ScaleBed, int]], viewers: int) -> dict[str, Any]:
+    connections = len(targets)
     log(f"scale: {server.name}, {connections} connections and {viewers} viewers")
     time.sleep(2)
     fds_before, rss_before = server.fds(), server.rss_kb()
-    ports = bed.ports[:connections]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda port: bench.trust(server, bed, port), ports))
+        list(pool.map(lambda target: bench.trust(server, *target), targets))
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(viewers) as pool:
-        sessions = list(pool.map(lambda index: start_viewer(bench, server, bed, ports[index % len(ports)], index),
+        sessions = list(pool.map(lambda index: start_viewer(bench, server, *targets[index % connections], index),
                                  range(viewers)))
     start_s = time.perf_counter() - started
     log(f"  {viewers} viewers ready in {start_s:.1f} s")
@@ -102,7 +121,7 @@ def measure(bench: "Bench", server: Server, bed: ScaleBed, connections: int, vie
     per_connection = (masters_kb + max(0, rss_during - rss_before)) / connections / 1024.0
     for session in sessions:
         http_call(server.port, "POST", "/api/remote/viewer/stop", {"session_id": session["sessionId"]}, timeout=60)
-    for port in ports:
+    for bed, port in targets:
         http_call(server.port, "POST", "/api/remote/disconnect",
                   {"host": bed.host, "port": port, "username": bed.user}, timeout=60)
     # The servers close what they held as their children are reaped: wait until the count settles.
