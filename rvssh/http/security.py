@@ -36,7 +36,7 @@ from typing import Iterable
 
 import falcon
 
-from rvssh.http.binding import bind_problem, is_loopback_name
+from rvssh.http.binding import bind_problem, is_loopback_name  # noqa: F401 - bind_problem: still importable from here
 from rvssh.http.callers import CallerResolver, resolver_for
 from rvssh.settings import Settings
 
