@@ -143,6 +143,7 @@ class Bench:
         self.cpu_ops: dict[str, dict[str, float]] = {}
         self.ui_calls: dict[str, list[tuple[str, float]]] = {}
         self.extra: dict[str, Any] = {}  # what the scale, links and soak passes found
+        self.side_beds: list[SshBed] = []  # beds of passes that run beside the main thread (the soak)
 
     # -- set-up and tear-down ---------------------------------------------
 
@@ -275,6 +276,9 @@ class Bench:
         for server in list(self.servers):
             with contextlib.suppress(Exception):
                 self.stop_server(server)
+        for bed in self.side_beds:
+            with contextlib.suppress(Exception):
+                bed.stop()
         for control in self._masters:
             subprocess.run(["ssh", "-S", str(control), "-O", "exit", "x"], capture_output=True, timeout=10, check=False)
         end_pids(self._limit_pids)
@@ -903,7 +907,8 @@ class Bench:
         soak = None
         if soak_minutes > 0:
             # The soak's load is light and steady; it runs beside the other passes, on a bed of its own.
-            soak = threading.Thread(target=self.fail_soft, args=("soak", lambda: run_soak(self, soak_minutes)))
+            soak = threading.Thread(target=self.fail_soft, args=("soak", lambda: run_soak(self, soak_minutes)),
+                                    daemon=True)
             soak.start()
         self.run_timing()
         if scale:
@@ -984,6 +989,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: the throwaway sshd needs it (useradd, runuser, sshd)")
+    # Started in the background by a shell, Python would ignore SIGINT; SIGTERM would skip the clean-up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bench = Bench(QUICK if args.quick else FULL, args.quick, args.rvssh_source.resolve())
     started = time.perf_counter()
     try:

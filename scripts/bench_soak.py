@@ -97,6 +97,7 @@ def every(period: float, offset: float, until: float, stop: threading.Event, act
 def run_soak(bench: "Bench", minutes: float) -> None:
     """Run the polling pattern against both servers for ``minutes``; results go to ``bench.extra["soak"]``."""
     bed = BenchBed()
+    bench.side_beds.append(bed)  # stopped by the clean-up too, if the run is interrupted
     bed.start()
     soaked: list[SoakedServer] = []
     try:
