@@ -241,7 +241,7 @@ def render(bench: "Bench", elapsed: float, command: str) -> str:
         + ", ".join(f"{name} `conda_env={env}`" for name, env in bench.runicorn_env.items())
         + f", runicorn {REFERENCE} `system` (the first python3 on PATH, the runicorn venv). Memory: RSS counts "
         "the pages a worker shares with the arbiter it was forked from twice; PSS divides shared pages among "
-        "their sharers, so the tree's PSS is what it costs the machine (the target is read on it).",
+        "their sharers, so the tree's PSS is what it costs the machine (the target is read on it; the soak judges RSS, which other processes do not move).",
         "",
         "| figure | n | rvssh median | rvssh p90 | reference | ratio | target | holds | OpenSSH floor here |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -9,8 +9,9 @@ one viewer that stays up (the tab a user keeps open), for MINUTES:
 
 Every 30 s the server's process tree is sampled: RSS, PSS, open file
 descriptors, child processes (and rvssh's masters). After a warm-up minute
-the figures must stay flat: the last samples no more than 10 % (memory) or 2
-(descriptors, children) above the first ones.
+the figures must stay flat: the last samples no more than 10 % (RSS) or 2
+(descriptors, children) above the first ones. PSS is shown but not judged:
+it grows when other processes that share the same libraries exit.
 """
 
 from __future__ import annotations
@@ -153,8 +154,10 @@ def summarize(soaked: list[SoakedServer], minutes: float) -> dict[str, Any]:
             allowed = 0.10 * begin if relative else 2
             return {"flat": end - begin <= allowed, "text": f"{begin:.0f} → {end:.0f} {unit} (largest {peak:.0f})"}
 
+        # RSS, not PSS: a process's PSS grows when other processes sharing its libraries exit
+        # (the other passes' servers), with no change of its own.
         verdicts[target.server.name] = {
-            "memory (PSS)": change("pss_mb", "MB", True),
+            "memory (RSS)": change("rss_mb", "MB", True),
             "open fds": change("fds", "", False),
             "child processes": change("children", "", False),
         }
