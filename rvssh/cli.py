@@ -17,7 +17,7 @@ from gunicorn.app.base import BaseApplication
 from rvssh import __version__
 from rvssh.client.commands import run_command
 from rvssh.errors import StoreError
-from rvssh.http.security import bind_problem
+from rvssh.http.binding import bind_problem
 from rvssh.settings import DEFAULT_BIND, Settings, forget_secret_variables
 from rvssh.store.token import serving_token
 
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API under gunicorn (Ctrl-C stops it)")
     serve.add_argument("--bind", help=f"HOST:PORT to listen on (env RVSSH_BIND; default {DEFAULT_BIND})")
-    serve.add_argument("--workers", type=int, help="gunicorn worker processes (env RVSSH_WORKERS; default 2)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (env RVSSH_WORKERS; default 1)")
     serve.add_argument("--threads", type=int, help="threads per worker (env RVSSH_THREADS; default 32)")
     serve.add_argument("--state-dir", type=Path,
                        help="private state directory (env RVSSH_STATE_DIR; default $XDG_STATE_HOME/rvssh)")

@@ -362,11 +362,17 @@ class ConnectionQuery(RequestModel):
     connection_id: Text
 
 
-class ConfigQuery(ConnectionQuery):
+class CachedQuery(ConnectionQuery):
+    """The query of an answer rvssh keeps per connection; ``refresh=true`` asks the server again."""
+
+    refresh: bool = False
+
+
+class ConfigQuery(CachedQuery):
     conda_env: Text = "system"
 
 
-class EnvConfigsQuery(ConnectionQuery):
+class EnvConfigsQuery(CachedQuery):
     conda_env: Optional[Text] = None
 
 
@@ -393,7 +399,14 @@ class EnvEntry(ResponseModel):
     runicorn_version: Optional[str] = None
 
 
-class CondaEnvsResponse(ResponseModel):
+class CachedAnswer(ResponseModel):
+    """When the server was asked (ms since the epoch) and how old the answer is (seconds): additive to the contract."""
+
+    probed_at: Optional[int] = Field(default=None, alias="probedAt")
+    age_seconds: Optional[float] = Field(default=None, alias="ageSeconds")
+
+
+class CondaEnvsResponse(CachedAnswer):
     ok: bool = True
     envs: list[EnvEntry]
 
@@ -403,12 +416,12 @@ class EnvConfig(ResponseModel):
     runicorn_version: Optional[str] = Field(alias="runicornVersion")
 
 
-class EnvConfigsResponse(ResponseModel):
+class EnvConfigsResponse(CachedAnswer):
     ok: bool = True
     configs: dict[str, EnvConfig]
 
 
-class ConfigResponse(ResponseModel):
+class ConfigResponse(CachedAnswer):
     ok: bool = True
     conda_env: str = Field(alias="condaEnv")
     python_version: str = Field(alias="pythonVersion")

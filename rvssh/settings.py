@@ -64,6 +64,11 @@ class Settings:
             link that answers none of ``count`` keepalives sent every
             ``interval`` seconds is dead, and its master exits (then healed).
         monitor_interval: seconds between two looks of the background monitor.
+        answer_cache_seconds: how long an answer about a connection's
+            environments (conda-envs, env-configs, config) is served again;
+            0 asks the server every time.
+        prefetch: after a login, ask the server for its environments in the
+            background, before anyone asks.
         log_level: how much rvssh logs on stderr (debug shows every ssh argv).
         token: the token callers not known to be this account must send;
             unset, rvssh keeps its own in ``<state_dir>/token``.
@@ -74,7 +79,7 @@ class Settings:
 
     bind: str = DEFAULT_BIND
     state_dir: Path = field(default_factory=lambda: default_state_dir(os.environ))
-    workers: int = 2
+    workers: int = 1
     threads: int = 32
     connect_timeout: float = 15.0
     command_timeout: float = 60.0
@@ -87,6 +92,8 @@ class Settings:
     server_alive_interval: int = 5
     server_alive_count_max: int = 3
     monitor_interval: float = 1.0
+    answer_cache_seconds: float = 600.0
+    prefetch: bool = True
     log_level: str = "info"
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
@@ -111,6 +118,7 @@ class Settings:
             ("server_alive_interval", "RVSSH_SERVER_ALIVE_INTERVAL", int),
             ("server_alive_count_max", "RVSSH_SERVER_ALIVE_COUNT_MAX", int),
             ("monitor_interval", "RVSSH_MONITOR_INTERVAL", float),
+            ("answer_cache_seconds", "RVSSH_ANSWER_CACHE_SECONDS", float),
         ):
             if env.get(key):
                 values[name] = kind(env[key])
@@ -129,6 +137,7 @@ class Settings:
         values["allowed_origins"] = _split_list(env.get("RVSSH_ALLOWED_ORIGINS"))
         values["allowed_hosts"] = _split_list(env.get("RVSSH_ALLOWED_HOSTS"))
         values["save_secrets"] = _env_flag(env.get("RVSSH_SAVE_SECRETS"), True)
+        values["prefetch"] = _env_flag(env.get("RVSSH_PREFETCH"), True)
         settings = cls(**values)  # type: ignore[arg-type]
         clean = {key: value for key, value in overrides.items() if value is not None}
         return replace(settings, **clean) if clean else settings

@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: rvssh against the Runicorn reference (issue #6).
+"""Side-by-side benchmark: rvssh against the Runicorn reference (issues #6, #11, #14).
 
 Run it through ``scripts/bench`` (as root: the throwaway sshd needs it).
 Everything runs on this machine: one throwaway sshd (tests/sshbed.py), the
@@ -18,6 +18,12 @@ Passes:
     and sessions (from the sshd log).
 The wrapper only exists in pass 3, so it costs the timed runs nothing.
 
+Beside them (issue #14): the scale pass (50 connections, 20 viewers;
+bench_scale.py), the links pass (a frozen link, a link down and up;
+bench_links.py), CPU per operation, the Runicorn UI's own call sequence, and
+with ``--soak MINUTES`` the UI's polling pattern for that long
+(bench_soak.py), running beside the other passes.
+
 This is not a test: nothing asserts a time; CI never runs it.
 """
 
@@ -28,333 +34,86 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
-import math
 import os
 import platform
 import pwd
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.sshbed import (  # noqa: E402
+from benchkit import (
+    FILE_COUNT,
+    FULL,
+    QUICK,
+    REFERENCE,
+    REFERENCE_FS,
+    REPO,
     RUNICORN_VENV,
+    SHARED_VIEWER_LOGS,
     TEST_USER,
+    BenchBed,
+    Sample,
+    Server,
     SshBed,
+    Workspace,
+    cpu_seconds,
+    end_pids,
+    ensure_reference,
     ensure_runicorn_venv,
+    expect,
     free_port,
+    health_ok,
+    http_get_bytes,
+    log,
     run_as_user,
+    make_workspace,
+    rss_kb,
+    timed,
+    tree,
+    user_pids_mentioning,
     wait_until,
 )
-
-REFERENCE = "0.7.2"
-REFERENCE_FS = "0.6.0"  # 0.7.2 has no fs/list
-CACHE = Path(os.environ.get("RVSSH_BENCH_CACHE", Path.home() / ".cache" / "rvssh-bench"))
-FILE_COUNT = 2000
-BIG_FILE_MB = 200
-ASSET_SIZE = 1_100_000
-# runicorn --remote-mode logs here unless RUNICORN_REMOTE_LOG_DIR says otherwise.
-SHARED_VIEWER_LOGS = Path("/tmp/runicorn-viewer")
-
-FULL = dict(connect=20, conda=8, config=8, fslist=20, viewer=5, health=200, asset=50, big=5,
-            during=8, pconfig=3, pfslist=3, rps=3, rps_seconds=5.0, rps_warmup=1.0, limits=20)
-QUICK = dict(connect=4, conda=2, config=2, fslist=5, viewer=2, health=30, asset=10, big=2,
-             during=2, pconfig=1, pfslist=1, rps=1, rps_seconds=1.0, rps_warmup=0.5, limits=5)
+from bench_links import run_links
+from bench_report import as_json, render
+from bench_scale import run_scale
+from bench_soak import run_soak
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+GOLDEN_UI_CALLS = REPO.parent / "shared" / "spec" / "runicorn-ui-0.7.2-calls.json"
 
 
-# --- statistics -------------------------------------------------------------
+def substitute(value: Any, mapping: dict[Any, Any]) -> Any:
+    """Swap the recorded server's values for the bed's, recursively (as tests/integration/test_ui_calls.py)."""
+    if isinstance(value, dict):
+        return {key: substitute(item, mapping) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, mapping) for item in value]
+    if isinstance(value, str):
+        if value in mapping:
+            return mapping[value]
+        for old, new in mapping.items():
+            if isinstance(old, str):
+                value = value.replace(old, str(new))
+        return value
+    return mapping.get(value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-@dataclass
-class Sample:
-    """Repeated measurements of one figure for one server."""
-
-    values: list[float] = field(default_factory=list)
-    unit: str = "ms"
-    note: str = ""
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values) if self.values else math.nan
-
-    @property
-    def p90(self) -> float:
-        if not self.values:
-            return math.nan
-        ordered = sorted(self.values)
-        return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+def target_body(bed: SshBed, port: int | None = None) -> dict[str, Any]:
+    """Return the host, port and user of the bed (on one of its ports)."""
+    return {"host": bed.host, "port": port or bed.port, "username": bed.user}
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return (time.perf_counter() - start) * 1000.0, result
-
-
-# --- HTTP -------------------------------------------------------------------
-
-
-def http_call(port: int, method: str, path: str, body: Any = None, timeout: float = 180.0) -> tuple[int, Any]:
-    """One request on a fresh connection; returns (status, parsed JSON or text)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        connection.request(method, path, body=data, headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            return response.status, raw.decode(errors="replace")
-    finally:
-        connection.close()
-
-
-def http_get_bytes(port: int, path: str, timeout: float = 60.0) -> int:
-    """GET on a fresh connection, read the body in chunks; return its size (raises unless 200)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        size = 0
-        while True:
-            chunk = response.read(1 << 20)
-            if not chunk:
-                break
-            size += len(chunk)
-        if response.status != 200:
-            raise RuntimeError(f"GET {path} on :{port} answered {response.status}")
-        return size
-    finally:
-        connection.close()
-
-
-def health_ok(port: int) -> bool:
-    try:
-        status, body = http_call(port, "GET", "/api/health", timeout=2.0)
-    except OSError:
-        return False
-    return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
-
-
-def expect(status_body: tuple[int, Any], what: str, ok: tuple[int, ...] = (200,)) -> Any:
-    status, body = status_body
-    if status not in ok:
-        raise RuntimeError(f"{what}: HTTP {status}: {str(body)[:500]}")
-    return body
-
-
-# --- processes --------------------------------------------------------------
-
-
-def proc_table() -> dict[int, int]:
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            table[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    return table
-
-
-def tree(pid: int) -> list[int]:
-    table = proc_table()
-    found, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in table.items() if ppid == parent]
-        found += children
-        frontier += children
-    return [p for p in found if p in table or p == pid]
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of the process and of its reaped children."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def end_pids(pids: list[int], graceful: bool = True) -> None:
-    """SIGTERM, then SIGKILL what is left: only the pids given."""
-    for sig in (signal.SIGTERM, signal.SIGKILL) if graceful else (signal.SIGKILL,):
-        live = [p for p in pids if Path(f"/proc/{p}").exists()]
-        for pid in live:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and _state(p) != "Z" for p in live):
-            time.sleep(0.05)
-
-
-def _state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat[stat.rindex(")") + 2:].split()[0]
-
-
-def user_pids_mentioning(uid: int, needle: str) -> list[int]:
-    """Processes of ``uid`` whose command line mentions ``needle`` (our workspace)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            if needle.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-# --- the bed ----------------------------------------------------------------
-
-
-class BenchBed(SshBed):
-    """The test suite's sshd, with the runicorn venv first on the remote PATH.
-
-    Runicorn's reference starts ``python3 -m runicorn viewer`` with whatever
-    ``python3`` the login finds; the test user's system python3 has no
-    runicorn, so sshd's SetEnv puts the venv first for every session of this
-    bed (and so for rvssh too: same server, same environment for both).
-    """
-
-    def _write_sshd_config(self) -> None:
-        super()._write_sshd_config()
-        with open(self.sshd_config, "a") as config:
-            config.write(f"SetEnv PATH={RUNICORN_VENV}/bin:/usr/local/bin:/usr/bin:/bin\n")
-
-    def count_sessions(self) -> int:
-        return self.log_text().count("Starting session:")
-
-
-@dataclass
-class Workspace:
-    """What the test user has for the benchmark, under one directory of its home."""
-
-    root: Path
-    files_dir: Path
-    storage: Path
-    run_id: str
-    big_file: Path
-    asset_path: str
-
-
-def make_workspace(tag: str) -> Workspace:
-    home = Path(pwd.getpwnam(TEST_USER).pw_dir)
-    root = home / f"rvbench-{tag}"
-    files = root / "files"
-    storage = root / "storage"
-    python = RUNICORN_VENV / "bin" / "python"
-    script = (
-        "import os, sys, runicorn as rn\n"
-        f"base = {str(files)!r}\n"
-        "os.makedirs(base)\n"
-        f"for i in range({FILE_COUNT}):\n"
-        "    open(os.path.join(base, 'file_%04d.txt' % i), 'w').write('x' * (i % 97))\n"
-        f"run = rn.init(path='bench/big', storage={str(storage)!r})\n"
-        "run.log({'loss': 1.0}, step=1)\n"
-        "run.finish()\n"
-        "print(run.id)\n"
-    )
-    run_as_user(["mkdir", "-p", str(root)])
-    run_id = run_as_user([str(python), "-c", script], timeout=120).stdout.strip().splitlines()[-1]
-    run_dirs = list((storage / "runs").rglob(run_id))
-    if not run_dirs:
-        raise RuntimeError(f"runicorn created no run directory for {run_id}")
-    big = run_dirs[0] / "big.bin"
-    run_as_user(f"head -c {BIG_FILE_MB * 1024 * 1024} /dev/urandom > {big}", timeout=120)
-    assets = sorted(RUNICORN_VENV.glob("lib/python*/site-packages/runicorn/webui/assets/*.js"),
-                    key=lambda p: abs(p.stat().st_size - ASSET_SIZE))
-    if not assets:
-        raise RuntimeError("the runicorn venv ships no webui assets")
-    return Workspace(root, files, storage, run_id, big, f"/assets/{assets[0].name}")
-
-
-# --- servers ----------------------------------------------------------------
-
-
-def ensure_reference(version: str) -> Path:
-    """Return a venv with runicorn==version, built once under the cache dir."""
-    venv = CACHE / f"runicorn-{version}"
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", f"import runicorn, sys; sys.exit(runicorn.__version__ != {version!r})"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return venv
-    log(f"installing runicorn=={version} into {venv} (once)")
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    base_python = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--root-user-action=ignore",
-                    f"runicorn=={version}"], check=True, timeout=1200)
-    subprocess.run(check, check=True)
-    return venv
-
-
-@dataclass
-class Server:
-    name: str
-    kind: str  # "rvssh" or "reference"
-    port: int
-    proc: subprocess.Popen[bytes]
-    home: Path
-    log_path: Path
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 180.0) -> tuple[int, Any]:
-        return http_call(self.port, method, path, body, timeout)
-
-    def pids(self) -> list[int]:
-        return tree(self.proc.pid) if self.proc.poll() is None else []
-
-    def rss_kb(self) -> int:
-        return sum(rss_kb(pid) for pid in self.pids())
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(pid) for pid in self.pids())
+def run_as_user_quiet(argv: list[str]) -> None:
+    with contextlib.suppress(Exception):
+        run_as_user(argv, check=False)
 
 
 class Bench:
@@ -381,13 +140,17 @@ class Bench:
         # runicorn; servers absent here use "system" (the reference's system
         # python is the first python3 on PATH: the runicorn venv).
         self.runicorn_env: dict[str, str] = {}
+        self.cpu_ops: dict[str, dict[str, float]] = {}
+        self.ui_calls: dict[str, list[tuple[str, float]]] = {}
+        self.extra: dict[str, Any] = {}  # what the scale, links and soak passes found
+        self.side_beds: list[SshBed] = []  # beds of passes that run beside the main thread (the soak)
 
     # -- set-up and tear-down ---------------------------------------------
 
     @property
     def target_body(self) -> dict[str, Any]:
         assert self.bed is not None
-        return {"host": self.bed.host, "port": self.bed.port, "username": self.bed.user}
+        return target_body(self.bed)
 
     @property
     def connect_body(self) -> dict[str, Any]:
@@ -398,15 +161,16 @@ class Bench:
         assert self.bed is not None
         return f"{self.bed.user}@{self.bed.host}:{self.bed.port}"
 
-    def start_rvssh(self, name: str, ssh_wrapper: Path | None = None) -> Server:
-        assert self.bed is not None
+    def start_rvssh(self, name: str, ssh_wrapper: Path | None = None, bed: SshBed | None = None) -> Server:
+        bed = bed or self.bed
+        assert bed is not None
         port = free_port()
         home = Path(tempfile.mkdtemp(prefix="rvs-", dir="/tmp"))
-        env = self.bed.client_env(agent=True)
+        env = bed.client_env(agent=True)
         env.update(
             RVSSH_STATE_DIR=str(home / "state"),
-            RVSSH_SSH_CONFIG=str(self.bed.ssh_config),
-            RVSSH_USER_KNOWN_HOSTS=str(self.bed.user_known_hosts),
+            RVSSH_SSH_CONFIG=str(bed.ssh_config),
+            RVSSH_USER_KNOWN_HOSTS=str(bed.user_known_hosts),
             PYTHONPATH=str(self.rvssh_source),
         )
         if ssh_wrapper is not None:
@@ -418,12 +182,14 @@ class Bench:
                                     stderr=subprocess.STDOUT)
         return self._wait_server(Server(name, "rvssh", port, proc, home, log_path))
 
-    def start_reference(self, name: str, version: str, ssh_wrapper: Path | None = None) -> Server:
-        assert self.bed is not None
+    def start_reference(self, name: str, version: str, ssh_wrapper: Path | None = None,
+                        bed: SshBed | None = None) -> Server:
+        bed = bed or self.bed
+        assert bed is not None
         venv = ensure_reference(version)
         port = free_port()
         home = Path(tempfile.mkdtemp(prefix="rvr-", dir="/tmp"))
-        env = self.bed.client_env(agent=True)
+        env = bed.client_env(agent=True)
         # Its managed known_hosts, connections and secret key go to this
         # throwaway config dir, never the user's.
         env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"))
@@ -457,18 +223,19 @@ class Bench:
         wait_until(up, 90, f"{server.name} did not answer /api/health", interval=0.1)
         return server
 
-    def trust(self, server: Server) -> None:
+    def trust(self, server: Server, bed: SshBed | None = None, port: int | None = None) -> None:
         """The 409 flow, as the UI does it; then one connect that succeeds."""
-        status, body = server.call("POST", "/api/remote/connect", self.connect_body)
+        body_of = {**target_body(bed or self.bed, port), "use_agent": True}  # type: ignore[arg-type]
+        status, body = server.call("POST", "/api/remote/connect", body_of)
         if status == 409:
             key = body["detail"]["host_key"]
             expect(server.call("POST", "/api/remote/known-hosts/accept",
                                {k: key[k] for k in ("host", "port", "key_type", "public_key", "fingerprint_sha256")}),
                    f"{server.name} accept")
-            status, body = server.call("POST", "/api/remote/connect", self.connect_body)
+            status, body = server.call("POST", "/api/remote/connect", body_of)
         if status != 200:
             raise RuntimeError(f"{server.name} connect: HTTP {status}: {body}")
-        if server.kind == "rvssh":
+        if server.kind == "rvssh" and bed is None:
             # rvssh's "system" is the server's own python3 (no runicorn here);
             # the runicorn venv is an environment of its own in its list.
             query = urllib.parse.urlencode({"connection_id": self.connection_id})
@@ -499,7 +266,7 @@ class Bench:
                 data = json.loads(record.read_text())
                 subprocess.run(["ssh", "-o", f"ControlPath={data['control_path']}", "-O", "exit", "x"],
                                capture_output=True, timeout=10, check=False)
-                end_pids([int(data["master_pid"])])
+                end_pids([int(data["pid"])])
         if server in self.servers:
             self.servers.remove(server)
         shutil.rmtree(server.home, ignore_errors=True)
@@ -509,6 +276,9 @@ class Bench:
         for server in list(self.servers):
             with contextlib.suppress(Exception):
                 self.stop_server(server)
+        for bed in self.side_beds:
+            with contextlib.suppress(Exception):
+                bed.stop()
         for control in self._masters:
             subprocess.run(["ssh", "-S", str(control), "-O", "exit", "x"], capture_output=True, timeout=10, check=False)
         end_pids(self._limit_pids)
@@ -550,6 +320,7 @@ class Bench:
             for server in list(self.servers):
                 with contextlib.suppress(Exception):
                     self._peak[server.name] = max(self._peak.get(server.name, 0), server.rss_kb())
+                    self._peak[f"{server.name} pss"] = max(self._peak.get(f"{server.name} pss", 0), server.pss_kb())
 
     # -- operations shared by the timing and counting passes ---------------
 
@@ -567,9 +338,12 @@ class Bench:
         query = urllib.parse.urlencode({"connection_id": self.connection_id})
         expect(server.call("GET", f"/api/remote/conda-envs?{query}"), f"{server.name} conda-envs")
 
-    def config(self, server: Server, env: str | None = None) -> dict[str, Any]:
+    def config(self, server: Server, env: str | None = None, refresh: bool = False) -> dict[str, Any]:
         env = env or self.runicorn_env.get(server.name, "system")
-        query = urllib.parse.urlencode({"connection_id": self.connection_id, "conda_env": env})
+        params = {"connection_id": self.connection_id, "conda_env": env}
+        if refresh:
+            params["refresh"] = "true"
+        query = urllib.parse.urlencode(params)
         return expect(server.call("GET", f"/api/remote/config?{query}"), f"{server.name} config")
 
     def fs_list_path(self) -> str:
@@ -658,7 +432,36 @@ class Bench:
         self.limit("mux_true", series(lambda i: mux + ["true"]))
         self.limit("mux_python", series(lambda i: mux + ["python3 -c pass"]))
         self.limit("mux_check", series(lambda i: ["ssh", "-S", str(control), "-O", "check", "x"]))
+        self.measure_probe_limits()
         return control
+
+    def measure_probe_limits(self) -> None:
+        """The remote programs of conda-envs, config and fs/list run on the server without ssh: their own cost."""
+        assert self.ws is not None
+        sys.path.insert(0, str(self.rvssh_source))
+        from rvssh.remote.probe import build_probe_program
+
+        home = pwd.getpwnam(TEST_USER).pw_dir
+        env = {"PATH": f"{RUNICORN_VENV}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"}
+
+        def series(program: bytes) -> Sample:
+            sample = Sample()
+            for index in range(self.reps["limits"] + 1):
+                elapsed, _ = timed(lambda: subprocess.run(["/usr/sbin/runuser", "-u", TEST_USER, "--", "/bin/sh", "-s"],
+                                                          input=program, env=env, cwd=home, capture_output=True,
+                                                          check=True, timeout=60))
+                if index:
+                    sample.values.append(elapsed)
+            return sample
+
+        # runuser's own start is not the server's work: measured alone and taken off each median.
+        baseline = series(b"true\n").median
+        for key, subcommand, args in (("probe_envs", "envs", ()),
+                                      ("probe_config", "config", (str(RUNICORN_VENV / "bin" / "python"),)),
+                                      ("probe_fslist", "fs-list", (str(self.ws.files_dir),))):
+            sample = series(build_probe_program(subcommand, *args))
+            sample.values = [max(0.0, value - baseline) for value in sample.values]
+            self.limit(key, sample)
 
     def raw_forward(self, remote_port: int, options: list[str] | None = None) -> tuple[int, subprocess.Popen[bytes]]:
         """A plain ``ssh -N -L`` of its own (one more login), as the reference's tunnel is."""
@@ -752,17 +555,27 @@ class Bench:
         sampler.start()
         for server in (rv, ref, ref_fs):
             self.trust(server)
-            self.resources.setdefault(server.name, {})["rss_idle_kb"] = server.rss_kb()
+            # Idle: connected, nothing asked for a few seconds (a prefetch done, threads back in the pool).
+            time.sleep(3)
+            res = self.resources.setdefault(server.name, {})
+            res["rss_idle_kb"], res["pss_idle_kb"] = server.rss_kb(), server.pss_kb()
         cpu0 = {server.name: server.cpu_seconds() for server in (rv, ref, ref_fs)}
 
         log("cold connect (after disconnect)")
         for server in (rv, ref):
             self.repeat("connect", server, r["connect"], lambda s=server: self.connect(s),
                         before=lambda s=server: self.disconnect(s))
+        log("connect to a live connection")
+        for server in (rv, ref):
+            self.connect(server)
+            self.repeat("connect_live", server, r["again"], lambda s=server: self.connect(s))
         log("conda-envs on a fresh connection")
         for server in (rv, ref):
             self.repeat("conda", server, r["conda"], lambda s=server: self.conda_envs(s),
                         before=lambda s=server: self.reconnect(s))
+        log("conda-envs again on the same connection")
+        for server in (rv, ref):
+            self.repeat("conda_again", server, r["again"], lambda s=server: self.conda_envs(s))
         log("config of the runicorn environment, fresh connection each time")
         for server in (rv, ref):
             self.repeat("config", server, r["config"], lambda s=server: self.config(s),
@@ -777,19 +590,22 @@ class Bench:
         for server in (rv, ref_fs):
             self.parallel("pfslist", server, 50, r["pfslist"], lambda s=server: self.fs_list(s))
 
-        log("viewer/start -> ready")
+        log("viewer/start -> ready, viewer/stop")
         sessions: dict[str, dict[str, Any]] = {}
         for server in (rv, ref):
-            sample = Sample()
+            sample, stops = Sample(), Sample()
             for index in range(r["viewer"] + 1):
                 self.connect(server)
                 elapsed, session = timed(lambda s=server: self.viewer_start(s))
                 if index:
                     sample.values.append(elapsed)
                 if index < r["viewer"]:
-                    self.viewer_stop(server, session)
+                    stopped, _ = timed(lambda s=server, x=session: self.viewer_stop(s, x))
+                    if index:
+                        stops.values.append(stopped)
             sessions[server.name] = session  # the last one stays up for what follows
             self.record("viewer", server.name, sample)
+            self.record("viewer_stop", server.name, stops)
 
         log("through the tunnel of a running viewer")
         for server in (rv, ref):
@@ -806,26 +622,118 @@ class Bench:
         log("viewer/sessions while a config call runs")
         for server in (rv, ref):
             self.during_config(server)
-        log("10 parallel config calls")
         for server in (rv, ref):
-            self.parallel("pconfig", server, 10, r["pconfig"], lambda s=server: self.config(s))
+            self.viewer_stop(server, sessions[server.name])
+        log("10 parallel config calls on a fresh connection")
+        for server in (rv, ref):
+            self.parallel("pconfig", server, 10, r["pconfig"], lambda s=server: self.config(s),
+                          before=lambda s=server: self.reconnect(s))
+        self.parallel("pconfig_refresh", rv, 10, r["pconfig"], lambda: self.config(rv, refresh=True))
 
         for server in (rv, ref, ref_fs):
             res = self.resources.setdefault(server.name, {})
-            res["rss_end_kb"] = server.rss_kb()
+            res["rss_end_kb"], res["pss_end_kb"] = server.rss_kb(), server.pss_kb()
             res["rss_peak_kb"] = max(self._peak.get(server.name, 0), res["rss_end_kb"])
+            res["pss_peak_kb"] = max(self._peak.get(f"{server.name} pss", 0), res["pss_end_kb"])
             res["cpu_s"] = server.cpu_seconds() - cpu0[server.name]
         self._sampling.set()
+
+        log("CPU per operation of the server process tree")
+        self.cpu_per_operation(rv, ref, ref_fs)
+        log("the Runicorn UI's Remote flow, as it calls the API")
         for server in (rv, ref):
-            self.viewer_stop(server, sessions[server.name])
+            self.ui_flow(server)
         for server in (rv, ref, ref_fs):
             self.stop_server(server)
+
+    def cpu_per_operation(self, rv: Server, ref: Server, ref_fs: Server) -> None:
+        """CPU seconds of each server's process tree (reaped children included) per operation."""
+        n = self.reps["cpu"]
+        fs_ref = {rv.name: rv, "ref": ref_fs}
+        operations: list[tuple[str, Callable[[Server], Any], Callable[[Server], Any] | None, int]] = [
+            ("connect (live)", self.connect, None, n),
+            ("conda-envs (same connection)", self.conda_envs, None, n),
+            ("config (same connection)", self.config, None, n),
+            ("viewer/sessions (1 viewer)", self.viewer_sessions, None, n),
+            ("fs/list, 2,000 files", self.fs_list, None, n),
+            ("conda-envs (fresh connection)", self.conda_envs, self.reconnect, max(2, n // 4)),
+            ("viewer start + stop", lambda s: self.viewer_stop(s, self.viewer_start(s)), None, max(2, n // 5)),
+        ]
+        for label, operation, before, reps in operations:
+            servers = (rv, fs_ref["ref"]) if label.startswith("fs/list") else (rv, ref)
+            for server in servers:
+                self.connect(server)
+                if label.startswith("viewer/sessions"):
+                    session = self.viewer_start(server)
+                if before is None:
+                    operation(server)  # a warm-up: the first call of a kept answer asks the server
+                spent = 0.0
+                for _ in range(reps):
+                    if before is not None:
+                        before(server)
+                    cpu = server.cpu_seconds()
+                    operation(server)
+                    spent += server.cpu_seconds() - cpu
+                if label.startswith("viewer/sessions"):
+                    self.viewer_stop(server, session)
+                self.cpu_ops.setdefault(label, {})[server.name] = spent / reps * 1000.0
+                log(f"  cpu {label} / {server.name}: {spent / reps * 1000.0:.1f} ms per operation")
+
+    def ui_flow(self, server: Server) -> None:
+        """Replay the Runicorn 0.7.2 UI's recorded Remote flow (shared/spec) and time the API calls."""
+        if not GOLDEN_UI_CALLS.exists():
+            self.notes.append(f"The UI flow was not replayed: {GOLDEN_UI_CALLS} is missing.")
+            return
+        assert self.bed is not None
+        calls = json.loads(GOLDEN_UI_CALLS.read_text())["remote_api_calls"]
+        storage = f"{pwd.getpwnam(TEST_USER).pw_dir}/rv-ui-data"
+        mapping: dict[Any, Any] = {
+            2593: self.bed.port, "127.0.0.1:2593": f"127.0.0.1:{self.bed.port}",
+            "127_0_0_1_2593": f"127_0_0_1_{self.bed.port}", "rvui-e2e-data": "rv-ui-data",
+            "rvui-e2e": self.runicorn_env.get(server.name, "system"), "rvui": self.bed.user,
+            "rvui@": f"{self.bed.user}@", "srv_rvui_": f"srv_{self.bed.user}_",
+            "/home/user": str(pwd.getpwnam(TEST_USER).pw_dir),
+        }
+        total, mismatches = Sample(unit="ms"), 0
+        per_call: dict[str, list[float]] = {}
+        for _ in range(self.reps["ui"]):
+            self.disconnect(server)  # the flow starts without a connection, as a new UI session does
+            mapping.update({23561: free_port(), 23567: free_port()})
+            session_id, host_key, spent = None, {}, 0.0
+            for call in calls:
+                body = substitute(call["body"], mapping)
+                if isinstance(body, dict):
+                    body = {key: (self.bed.password if value == "***" else value) for key, value in body.items()}
+                if isinstance(body, list):
+                    body = [{key: (self.bed.password if value == "***" else value) for key, value in item.items()}
+                            if isinstance(item, dict) else item for item in body]
+                if call["path"].endswith("/viewer/stop"):
+                    body = {"session_id": session_id}
+                if call["path"].endswith("/known-hosts/accept"):
+                    body = {name: host_key.get(name) for name in body}
+                query = urllib.parse.urlencode(substitute(dict(urllib.parse.parse_qsl(call["query"])), mapping))
+                path = call["path"] + (f"?{query}" if query else "")
+                elapsed, (status, answer) = timed(
+                    lambda: server.call(call["method"], path, body if call["method"] == "POST" else None))
+                spent += elapsed
+                per_call.setdefault(f"{call['method']} {call['path'].removeprefix('/api/remote/')}", []).append(elapsed)
+                mismatches += status != call["status"]
+                if status == 409 and isinstance(answer, dict):
+                    host_key = answer["detail"]["host_key"]
+                if call["path"].endswith("/viewer/start") and status == 200:
+                    session_id = answer["session"]["sessionId"]
+            total.values.append(spent)
+        run_as_user_quiet(["rm", "-rf", storage])
+        total.note = f"{mismatches} answers with another status than the recording's, of {len(calls) * self.reps['ui']}"
+        self.record("ui_flow", server.name, total)
+        slowest = sorted(per_call.items(), key=lambda item: -sum(item[1]))[:3]
+        self.ui_calls[server.name] = [(name, sum(times) / len(times)) for name, times in slowest]
 
     def measure_tunnel_processes(self, rv: Server, ref: Server) -> None:
         """RSS of what keeps a connection (rvssh: its master) and a tunnel open."""
         records = list((rv.home / "state" / "connections").glob("*.json"))
         if records:
-            pid = int(json.loads(records[0].read_text())["master_pid"])
+            pid = int(json.loads(records[0].read_text())["pid"])
             self.resources.setdefault(rv.name, {})["master_rss_kb"] = rss_kb(pid)
             self.resources[rv.name]["master_cpu_s"] = cpu_seconds(pid)
         ssh_children = [pid for pid in ref.pids()
@@ -833,11 +741,14 @@ class Bench:
         self.resources.setdefault(ref.name, {})["tunnel_rss_kb"] = sum(rss_kb(pid) for pid in ssh_children)
         self.resources[ref.name]["tunnel_processes"] = len(ssh_children)
 
-    def parallel(self, figure: str, server: Server, width: int, reps: int, call: Callable[[], Any]) -> None:
+    def parallel(self, figure: str, server: Server, width: int, reps: int, call: Callable[[], Any],
+                 before: Callable[[], Any] | None = None) -> None:
         walls = Sample(unit="ms")
         failures = 0
         # No warm-up batch: the figure before ran the same call on the same connection.
         for index in range(1, reps + 1):
+            if before is not None:
+                before()
             barrier = threading.Barrier(width)
 
             def one() -> bool:
@@ -983,7 +894,7 @@ class Bench:
 
     # -- the whole run --------------------------------------------------------
 
-    def run(self, counting: bool) -> None:
+    def run(self, counting: bool, soak_minutes: float = 0.0, scale: bool = True, links: bool = True) -> None:
         self.versions = collect_versions(self.rvssh_source)
         log("reference venvs")
         for version in (REFERENCE, REFERENCE_FS):
@@ -993,10 +904,32 @@ class Bench:
         self.bed = BenchBed()
         self.bed.start()
         self.ws = make_workspace(self.tmp.name)
+        soak = None
+        if soak_minutes > 0:
+            # The soak's load is light and steady; it runs beside the other passes, on a bed of its own.
+            soak = threading.Thread(target=self.fail_soft, args=("soak", lambda: run_soak(self, soak_minutes)),
+                                    daemon=True)
+            soak.start()
         self.run_timing()
+        if scale:
+            self.fail_soft("scale", lambda: run_scale(self))
+        if links:
+            self.fail_soft("links", lambda: run_links(self))
         if counting:
             log("counting pass: ssh processes, logins and sessions per operation")
-            self.run_counting()
+            self.fail_soft("counting", self.run_counting)
+        if soak is not None:
+            log("waiting for the soak to end")
+            soak.join()
+
+    def fail_soft(self, name: str, run: Callable[[], Any]) -> None:
+        """Run one pass; a failure is reported in the notes, and the passes after it still run."""
+        try:
+            run()
+        except Exception as ex:  # noqa: BLE001 - one broken pass must not lose the others' figures
+            log(f"the {name} pass failed: {ex!r}")
+            traceback.print_exc()
+            self.notes.append(f"The {name} pass failed: {type(ex).__name__}: {str(ex)[:300]}")
 
 
 # --- versions and the report ---------------------------------------------------
@@ -1036,201 +969,19 @@ def git_describe(source: Path) -> str:
     return (proc.stdout.strip() or "?") + (" with uncommitted changes in rvssh/" if dirty else "")
 
 
-FIGURES: list[tuple[str, str, str]] = [
-    # key, label, which reference
-    ("connect", "cold connect (after disconnect)", REFERENCE),
-    ("conda", "conda-envs on a fresh connection", REFERENCE),
-    ("config", "config (system env; the env with runicorn, see below)", REFERENCE),
-    ("config_system", "(context) rvssh config of its own `system` (/usr/bin/python3, no runicorn)", REFERENCE),
-    ("fslist", "fs/list, 2,000 files", REFERENCE_FS),
-    ("viewer", "viewer/start → ready", REFERENCE),
-    ("health", "`/api/health` through the tunnel", REFERENCE),
-    ("asset", "1.1 MB UI asset through the tunnel", REFERENCE),
-    ("big", "200 MB file through the tunnel", REFERENCE),
-    ("during", "viewer/sessions while a config call runs", REFERENCE),
-    ("pconfig", "10 parallel config calls, wall", REFERENCE),
-    ("pfslist", "50 parallel fs/list on one connection, wall", REFERENCE_FS),
-    ("rps", "viewer/sessions requests/s, 8 client threads", REFERENCE),
-    ("rps_health", "(context) `/api/health` of the API server, requests/s", REFERENCE),
-]
-
-HIGHER_IS_BETTER = {"big", "rps", "rps_health"}
-
-
-def target_check(key: str, rv: Sample | None, ref: Sample | None) -> tuple[str, bool | None]:
-    """Return (target text, held?) for a figure, from the medians."""
-    if rv is None or not rv.values:
-        return "", None
-    m = rv.median
-    rm = ref.median if ref is not None and ref.values else math.nan
-    failures = 0
-    if rv.note.split(" failed")[0].isdigit():
-        failures = int(rv.note.split(" failed")[0])
-    rules: dict[str, tuple[str, Callable[[], bool]]] = {
-        "connect": ("≤ reference", lambda: m <= rm),
-        "conda": ("≥ 20× faster", lambda: rm / m >= 20),
-        "config": ("≥ 10× faster", lambda: rm / m >= 10),
-        "fslist": ("≥ 3× faster", lambda: rm / m >= 3),
-        "viewer": ("≤ ⅓ of the reference", lambda: m <= rm / 3),
-        "health": ("≤ 2 ms", lambda: m <= 2),
-        "asset": ("≤ 10 ms", lambda: m <= 10),
-        "big": ("≥ the reference", lambda: m >= rm),
-        "during": ("≤ 20 ms", lambda: m <= 20),
-        "pconfig": ("≤ 1 s", lambda: m <= 1000),
-        "pfslist": ("0 failures, ≤ 1.5 s", lambda: failures == 0 and m <= 1500),
-        "rps": ("≥ the reference", lambda: m >= rm),
-    }
-    if key not in rules:
-        return "", None
-    text, check = rules[key]
-    return text, bool(check())
-
-
-def limit_for(key: str, limits: dict[str, Sample]) -> str:
-    def ms(name: str) -> str:
-        sample = limits.get(name)
-        return f"{sample.median:.1f} ms" if sample and sample.values else "?"
-
-    def rate(name: str) -> str:
-        sample = limits.get(name)
-        return f"{sample.median:.0f} MB/s" if sample and sample.values else "?"
-
-    return {
-        "connect": f"master start {ms('master_start')}; bare `ssh true` {ms('login')}",
-        "conda": f"first session on a new master {ms('mux_first')}; `python3 -c pass` over a master {ms('mux_python')}",
-        "config": f"`python3 -c pass` over a master {ms('mux_python')}",
-        "config_system": f"`python3 -c pass` over a master {ms('mux_python')}",
-        "fslist": f"`python3 -c pass` over a master {ms('mux_python')}",
-        "viewer": f"viewer boot without ssh {ms('viewer_boot')}",
-        "health": f"direct {ms('direct_health')}; raw `ssh -L` {ms('raw_health')}",
-        "asset": f"direct {ms('direct_asset')}; raw `ssh -L` {ms('raw_asset')}",
-        "big": f"direct {rate('direct_big')}; raw `ssh -L` {rate('raw_big')} (AES-GCM: {rate('raw_big_aes')})",
-        "during": "",
-        "pconfig": f"`true` over a master {ms('mux_true')} each",
-        "pfslist": "sshd MaxSessions 10 per connection",
-    }.get(key, "")
-
-
-def fmt(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "–"
-    if unit == "ms":
-        return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
-    if unit == "MB/s":
-        return f"{value:,.0f} MB/s"
-    return f"{value:,.0f} {unit}"
-
-
-def render(bench: Bench, args: argparse.Namespace, elapsed: float) -> str:
-    rv_name = "rvssh"
-    lines = [
-        f"Run: `scripts/bench{' --quick' if bench.quick else ''}` on {time.strftime('%Y-%m-%d')}, "
-        f"{elapsed:.0f} s wall.",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    for key, value in bench.versions.items():
-        lines.append(f"| {key} | {value} |")
-    lines += [
-        "",
-        "Medians and p90 over n runs after one warm-up; speed-up = reference ÷ rvssh for times, "
-        "rvssh ÷ reference for rates (> 1: rvssh is faster). config, its parallel and concurrent figures and "
-        "viewer/start use the environment that holds runicorn, the same interpreter for both: "
-        + ", ".join(f"{name} `conda_env={env}`" for name, env in bench.runicorn_env.items())
-        + f", runicorn {REFERENCE} `system` (its system python is the first python3 on PATH, the runicorn venv; "
-        "viewer/start sends no conda_env, the reference's cheapest path).",
-        "",
-        "| figure | n | rvssh median | rvssh p90 | reference | ref median | ref p90 | speed-up | target | holds | OpenSSH limit here |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for key, label, ref_version in FIGURES:
-        per = bench.results.get(key, {})
-        rv = per.get(rv_name)
-        ref = per.get(f"runicorn {ref_version}")
-        if rv is None and ref is None:
-            continue
-        unit = (rv or ref).unit  # type: ignore[union-attr]
-        ratio = math.nan
-        if rv and ref and rv.values and ref.values:
-            ratio = rv.median / ref.median if key in HIGHER_IS_BETTER else ref.median / rv.median
-        target, held = target_check(key, rv, ref)
-        notes = "; ".join(n for n in ((rv.note if rv else ""), (f"ref: {ref.note}" if ref and ref.note else "")) if n)
-        n_text = "/".join(str(s.n) for s in (rv, ref) if s)
-        lines.append(
-            f"| {label}{f' ({notes})' if notes else ''} | {n_text} | {fmt(rv.median, unit) if rv else '–'} | "
-            f"{fmt(rv.p90, unit) if rv else '–'} | {ref_version} | {fmt(ref.median, unit) if ref else '–'} | "
-            f"{fmt(ref.p90, unit) if ref else '–'} | {'' if math.isnan(ratio) else f'{ratio:,.1f}×'} | {target} | "
-            f"{'' if held is None else ('yes' if held else '**no**')} | {limit_for(key, bench.limits)} |"
-        )
-    if bench.counts:
-        lines += ["", "Per operation, from one run of each (ssh processes started locally, counted by a wrapper; "
-                      "logins and sessions from the test sshd's log):", "",
-                  "| operation | rvssh: ssh processes / logins / sessions | reference: ssh processes / logins / sessions |",
-                  "|---|---|---|"]
-        labels = {"connect": "connect (cold)", "conda": "conda-envs (fresh connection)",
-                  "config": "config (env with runicorn)",
-                  "fslist": "fs/list", "viewer_start": "viewer/start", "viewer_sessions": "viewer/sessions (1 viewer)",
-                  "viewer_stop": "viewer/stop", "disconnect": "disconnect"}
-        for op, label in labels.items():
-            per = bench.counts.get(op, {})
-            ref_name = f"runicorn {REFERENCE_FS if op == 'fslist' else REFERENCE}"
-
-            def cell(name: str) -> str:
-                c = per.get(name)
-                return f"{c['ssh_processes']} / {c['logins']} / {c['sessions']}" if c else "–"
-
-            ref_cell = cell(ref_name) + (f" ({REFERENCE_FS})" if op == "fslist" else "")
-            lines.append(f"| {label} | {cell(rv_name)} | {ref_cell} |")
-    lines += ["", "Resources of the API server processes (the server and its children; rvssh's masters are "
-                  "daemons of their own and are listed apart):", "",
-              "| server | RSS idle | RSS peak | RSS end | CPU over the timing pass | per connection | per viewer tunnel |",
-              "|---|---|---|---|---|---|---|"]
-    for name, res in bench.resources.items():
-        per_conn = per_tunnel = "–"
-        if "master_rss_kb" in res:
-            per_conn = f"{res['master_rss_kb'] / 1024:.1f} MB (the master's RSS)"
-            per_tunnel = "0 (a forward on the master)"
-        elif name == f"runicorn {REFERENCE}":
-            per_conn = "no process (a new ssh login per command)"
-            per_tunnel = f"{res.get('tunnel_rss_kb', 0) / 1024:.1f} MB ({res.get('tunnel_processes', 0)} `ssh -N -L`)"
-        elif name == f"runicorn {REFERENCE_FS}":
-            per_conn = "in process (paramiko)"
-        lines.append(f"| {name} | {res.get('rss_idle_kb', 0) / 1024:.1f} MB | {res.get('rss_peak_kb', 0) / 1024:.1f} MB | "
-                     f"{res.get('rss_end_kb', 0) / 1024:.1f} MB | {res.get('cpu_s', 0):.1f} s | {per_conn} | {per_tunnel} |")
-    lines += ["", "Physical limits measured on the same machine and sshd:", "",
-              "| what | n | median | p90 |", "|---|---|---|---|"]
-    limit_labels = {
-        "login": "bare `ssh ... true` (a new login)",
-        "master_start": "`ssh -f -N -M` until it returns (a master)",
-        "mux_first": "`true` over a master, its first session",
-        "mux_true": "`true` over a master",
-        "mux_python": "`python3 -c pass` over a master",
-        "mux_check": "`ssh -O check`",
-        "viewer_boot": "runicorn viewer boot to `/api/health`, no ssh",
-        "direct_health": "`/api/health`, direct (no tunnel)",
-        "raw_health": "`/api/health` through a raw `ssh -N -L`",
-        "direct_asset": "1.1 MB asset, direct",
-        "raw_asset": "1.1 MB asset through a raw `ssh -N -L`",
-        "direct_big": "200 MB file, direct",
-        "raw_big": "200 MB file through a raw `ssh -N -L`",
-        "raw_big_aes": "200 MB file through a raw `ssh -N -L -c aes128-gcm@openssh.com`",
-    }
-    for key, label in limit_labels.items():
-        sample = bench.limits.get(key)
-        if sample:
-            lines.append(f"| {label} | {sample.n} | {fmt(sample.median, sample.unit)} | {fmt(sample.p90, sample.unit)} |")
-    if bench.notes:
-        lines += [""] + [f"- {note}" for note in bench.notes]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few repetitions only (under two minutes)")
+    parser.add_argument("--quick", action="store_true", help="a few repetitions only (a few minutes)")
     parser.add_argument("--counts", action=argparse.BooleanOptionalAction, default=None,
                         help="run the pass that counts ssh processes, logins and sessions per operation "
                              "(default: yes, but not with --quick)")
+    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the scale pass: 50 connections and 20 viewers (10 and 4 with --quick)")
+    parser.add_argument("--links", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the links pass: a frozen link, a link down and up")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
+                        help="also run the UI's polling pattern for MINUTES beside the other passes, "
+                             "sampling memory, fds and child processes (the docs show a 30-minute run)")
     parser.add_argument("--rvssh-source", type=Path, default=REPO,
                         help="run rvssh from this source tree (a directory holding rvssh/; default: this checkout)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
@@ -1238,25 +989,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: the throwaway sshd needs it (useradd, runuser, sshd)")
+    # Started in the background by a shell, Python would ignore SIGINT; SIGTERM would skip the clean-up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bench = Bench(QUICK if args.quick else FULL, args.quick, args.rvssh_source.resolve())
     started = time.perf_counter()
     try:
-        bench.run(counting=args.counts if args.counts is not None else not args.quick)
+        bench.run(counting=args.counts if args.counts is not None else not args.quick, soak_minutes=args.soak,
+                  scale=args.scale, links=args.links)
     finally:
         log("stopping everything")
         bench.cleanup()
-    report = render(bench, args, time.perf_counter() - started)
+    command = "scripts/bench" + "".join(f" {word}" for word in (sys.argv[1:] if argv is None else argv)
+                                        if not word.startswith("/"))
+    report = render(bench, time.perf_counter() - started, command)
     print(report)
     if args.markdown:
         args.markdown.write_text(report)
     if args.json:
-        args.json.write_text(json.dumps({
-            "versions": bench.versions,
-            "results": {k: {s: vars(v) for s, v in per.items()} for k, per in bench.results.items()},
-            "limits": {k: vars(v) for k, v in bench.limits.items()},
-            "counts": bench.counts,
-            "resources": bench.resources,
-        }, indent=2))
+        args.json.write_text(json.dumps(as_json({
+            "versions": bench.versions, "results": bench.results, "limits": bench.limits, "counts": bench.counts,
+            "resources": bench.resources, "cpu_per_operation": bench.cpu_ops, "extra": bench.extra,
+        }), indent=2))
     return 0
 
 

@@ -36,7 +36,8 @@ class SessionsResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = SessionsResponse(sessions=self._services.connections.list()).model_dump()
+        resp.data = SessionsResponse(sessions=self._services.connections.list()).model_dump_json().encode()
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class DisconnectResource:
@@ -61,9 +62,11 @@ class StatusResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         connections = self._services.connections.list()
         viewer_sessions = self._services.list_viewer_sessions()
-        resp.media = StatusResponse(
+        # PERF: pydantic writes the JSON itself (#14).
+        resp.data = StatusResponse(
             connections=connections,
             viewer_sessions=viewer_sessions,
             connection_count=len(connections),
             viewer_session_count=len(viewer_sessions),
-        ).model_dump(by_alias=True)
+        ).model_dump_json(by_alias=True).encode()
+        resp.content_type = falcon.MEDIA_JSON

@@ -5,10 +5,10 @@ from __future__ import annotations
 import falcon
 
 from rvssh.models import (
+    CachedQuery,
     CondaEnvsResponse,
     ConfigQuery,
     ConfigResponse,
-    ConnectionQuery,
     EnvConfigsQuery,
     EnvConfigsResponse,
     FsExistsQuery,
@@ -22,14 +22,14 @@ from rvssh.services.container import Services
 
 
 class CondaEnvsResource:
-    query_models = {"GET": ConnectionQuery}
+    query_models = {"GET": CachedQuery}
     response_models = {"GET": CondaEnvsResponse}
 
     def __init__(self, services: Services) -> None:
         self._environments = services.environments
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConnectionQuery) -> None:
-        answer = self._environments.conda_envs(query.connection_id)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, query: CachedQuery) -> None:
+        answer = self._environments.conda_envs(query.connection_id, query.refresh)
         resp.media = CondaEnvsResponse.model_validate(answer).model_dump()
 
 
@@ -41,7 +41,7 @@ class EnvConfigsResource:
         self._environments = services.environments
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, query: EnvConfigsQuery) -> None:
-        answer = self._environments.env_configs(query.connection_id, query.conda_env)
+        answer = self._environments.env_configs(query.connection_id, query.conda_env, query.refresh)
         resp.media = EnvConfigsResponse.model_validate(answer).model_dump(by_alias=True)
 
 
@@ -53,7 +53,7 @@ class ConfigResource:
         self._environments = services.environments
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, query: ConfigQuery) -> None:
-        answer = self._environments.config(query.connection_id, query.conda_env)
+        answer = self._environments.config(query.connection_id, query.conda_env, query.refresh)
         resp.media = ConfigResponse.model_validate(answer).model_dump(by_alias=True)
 
 
@@ -78,8 +78,9 @@ class FsListResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, query: FsListQuery) -> None:
         # PERF: a listing can hold 10,000 items; the probe's output already has
-        # the FsListResponse shape (tested), so it is not validated twice.
-        resp.media = self._environments.fs_list(query.connection_id, query.path)
+        # the FsListResponse shape (tested), so it is passed through as printed.
+        resp.data = self._environments.fs_list(query.connection_id, query.path)
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class FsExistsResource:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 from typing import Iterable
 
 import falcon
 
+from rvssh.http.binding import bind_problem, is_loopback_name  # noqa: F401 - bind_problem: still importable from here
 from rvssh.http.callers import CallerResolver, resolver_for
 from rvssh.settings import Settings
 
@@ -75,16 +75,6 @@ def host_name(host_header: str) -> str | None:
     if separator and not port.isdigit():
         return None
     return name or None
-
-
-def is_loopback_name(name: str) -> bool:
-    """Return whether ``name`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def host_allowed(host_header: str, allowed_names: Iterable[str]) -> bool:
@@ -131,17 +121,6 @@ def cookie_value(token: str) -> str:
 def is_json_content_type(content_type: str | None) -> bool:
     """Return whether a Content-Type header is ``application/json`` (parameters allowed)."""
     return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
-
-
-def bind_problem(settings: Settings) -> str | None:
-    """Return why ``settings`` must not be served (non-loopback bind without a token), or None."""
-    if settings.token or is_loopback_name(settings.bind_host.lower()):
-        return None
-    return (
-        f"rvssh: refusing to listen on {settings.bind}: it is not a loopback address and no token is set, "
-        "so anyone who can reach it could run commands on your servers. "
-        "Set --token (or RVSSH_TOKEN), or bind 127.0.0.1."
-    )
 
 
 class SecurityMiddleware:

@@ -48,7 +48,9 @@ class ViewerSessionsResource:
         self._viewer = services.viewer_reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = ViewerSessionsResponse(sessions=self._viewer.list_sessions()).model_dump(by_alias=True)
+        # PERF: the UI polls this; pydantic writes the JSON itself (#14).
+        resp.data = ViewerSessionsResponse(sessions=self._viewer.list_sessions()).model_dump_json(by_alias=True).encode()
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class ViewerStatusResource:

@@ -165,6 +165,21 @@ def parse_probe_output(stdout: bytes, stderr: bytes = b"", exit_status: int = 0)
     return payload
 
 
+def probe_output_line(stdout: bytes, stderr: bytes, exit_status: int, opening: bytes) -> bytes:
+    """Return the JSON line a script printed, as is, when it starts with ``opening``; else raise as parse_probe_output.
+
+    PERF: a listing of 2,000 entries is 190 kB of JSON; passing the line
+    through saves parsing it and writing it again (about 4 ms). The scripts
+    print their answer's keys in a fixed order and errors as ``{"error":``,
+    so ``opening`` (``{"path":``) tells an answer from an error.
+    """
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if lines and lines[-1].startswith(opening) and lines[-1].rstrip().endswith(b"}"):
+        return lines[-1].rstrip()
+    answer = parse_probe_output(stdout, stderr, exit_status)
+    return json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def _probe_error(error: Any, text: str) -> RvsshError:
     """Return the rvssh error for the script's ``{"kind", "message"}`` object."""
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):

@@ -82,14 +82,19 @@ class ConnectionService:
 
     def list(self) -> list[ConnectionEntry]:
         """List known connections with their liveness (a GET: nothing changes)."""
-        return [self.entry(record) for record in self._state.masters.all()]
+        return [self.entry(record) for record in self._state.masters.recent()]
+
+    def live_record(self, connection_id: str) -> MasterRecord:
+        """Return the record of a live connection, or raise 400/404 as the reference does."""
+        target = parse_connection_id(connection_id)
+        record = self._state.masters.get(target.connection_id)
+        if record is None or record.state != "up" or not self.record_is_alive(record):
+            raise NotFoundError(f"Connection not found or inactive: {connection_id}")
+        return record
 
     def require_live(self, connection_id: str) -> Target:
         """Return the target of a live connection, or raise 400/404 as the reference does."""
-        target = parse_connection_id(connection_id)
-        if not self.is_alive(target):
-            raise NotFoundError(f"Connection not found or inactive: {connection_id}")
-        return target
+        return target_of(self.live_record(connection_id))
 
     # --- writes --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from rvssh.ssh.sshconfig import SshConfigFiles, SshConfigSpec
 from rvssh.ssh.stored_keys import expand_tilde, find_stored_key
 from rvssh.ssh.target import Target, make_target
 from rvssh.store.known_hosts import KnownHostsStore
+from rvssh.store.probe_cache import ProbeCache
 from rvssh.store.records import StateStore
 from rvssh.store.saved_connections import SavedConnectionStore
 from rvssh.store.secrets import LegacySecrets, choose_box
@@ -121,7 +122,16 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         timeout=settings.command_timeout,
     )
     forwarder = Forwarder(common, control_path=masters.control_path, environ=ssh_env)
-    environments = EnvironmentService(connections, executor)
+    cache = ProbeCache(state_dir / "cache", settings.answer_cache_seconds, lock_timeout=settings.command_timeout + 15)
+    environments = EnvironmentService(
+        connections,
+        executor,
+        cache,
+        ports_in_use=lambda connection_id: {record.remote_port for record in state.sessions_of(connection_id)},
+    )
+    if settings.prefetch:
+        # Registered before the viewer's resume: the prefetch starts first.
+        connections.on_login(environments.prefetch)
     viewer = ViewerLifecycle(
         connections, executor, forwarder, state, resolver=environments, ready_timeout=settings.viewer_ready_timeout
     )

@@ -17,6 +17,17 @@ from rvssh.ssh.target import Target
 # The only remote command rvssh ever sends: plain words that sh, bash, dash,
 # zsh, ksh, tcsh, csh and fish all parse alike. The program comes on stdin.
 REMOTE_COMMAND = ("/bin/sh", "-s")
+# PERF: the master carries every tunnel, so its cipher bounds their bulk
+# throughput. OpenSSH's default order puts chacha20-poly1305 first; on a CPU
+# with AES instructions (every x86-64 and arm64 server of the last decade)
+# AES-GCM moves 1.5-2x the bytes per CPU second (measured: a 200 MB file
+# through a forward, 250-300 MB/s against 360-590 MB/s, docs/performance.md).
+# The same strong ciphers as OpenSSH's default set, in another order; the
+# server still picks the first one it supports (#14).
+MASTER_CIPHERS = (
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+    "aes128-ctr,aes192-ctr,aes256-ctr"
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ def build_master_argv(
         # VERBOSE makes ssh say 'Authenticated using "publickey" with partial
         # success', how rvssh knows a second factor is what is missing.
         "-o", "LogLevel=VERBOSE",
+        "-o", f"Ciphers={MASTER_CIPHERS}",
     ]
     if not auth.use_agent:
         argv += ["-o", "IdentityAgent=none"]

@@ -26,9 +26,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import pexpect
+from typing import TYPE_CHECKING, Callable
 
 from rvssh.files import make_private_dir
 from rvssh.ssh.answers import Answerer
@@ -51,6 +49,9 @@ from rvssh.ssh.prompts import (
 from rvssh.ssh.resolve import resolve_destination
 from rvssh.ssh.sshconfig import SshConfigFiles
 from rvssh.ssh.target import Target
+
+if TYPE_CHECKING:
+    import pexpect
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,9 @@ class MasterController:
         """Run ssh on a pty and answer its prompts, each at most once."""
         if shutil.which(argv[0], path=self._env.get("PATH")) is None:
             raise ConnectError(f"Connection failed: the ssh client '{argv[0]}' was not found (install openssh-client)")
+        # PERF: imported by the worker that starts a master, not by every process (#14).
+        import pexpect
+
         transcript = _Transcript()
         child = pexpect.spawn(
             argv[0],

@@ -10,8 +10,12 @@ of :class:`StateStore` (held by the lifecycle code, the only writer).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
+import os
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,11 +116,16 @@ class ViewerRecord:
 RecordT = TypeVar("RecordT", MasterRecord, ViewerRecord)
 
 
+@functools.cache
+def _field_names(kind: type) -> frozenset[str]:
+    return frozenset(item.name for item in dataclasses.fields(kind))
+
+
 def _from_dict(kind: type[RecordT], value: Any) -> RecordT | None:
     """Build a record from its JSON, or None for anything that is not one (kept from an older rvssh)."""
     if not isinstance(value, dict):
         return None
-    names = {item.name for item in dataclasses.fields(kind)}
+    names = _field_names(kind)
     values = {name: item for name, item in value.items() if name in names}
     if kind is MasterRecord and isinstance(values.get("auth"), dict):
         values["auth"] = AuthRecipe(**{k: v for k, v in values["auth"].items() if k in {"use_agent", "key_path", "saved_server_id"}})
@@ -126,27 +135,66 @@ def _from_dict(kind: type[RecordT], value: Any) -> RecordT | None:
         return None
 
 
+FileIdentity = tuple[int, int, int, int]
+# How old the listing behind a read may be (another process's writes show within this).
+RECENT_ENOUGH = 0.1
+
+
+def _identity(info: os.stat_result) -> FileIdentity:
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 class RecordDirectory(Generic[RecordT]):
-    """Records of one kind, by key, in ``<directory>/<sha1(key)>.json``."""
+    """Records of one kind, by key, in ``<directory>/<sha1(key)>.json``.
+
+    PERF: reads are what every poll of the UI costs (issue #14). Each file's
+    JSON is kept in memory with the file's identity (inode, size, mtime,
+    ctime) and parsed again only when that changes; every write replaces the
+    file by a rename, so a changed record is a changed identity, whichever
+    process wrote it. A read then costs a directory listing and a stat per
+    record. Records are built anew for each caller (they are mutable).
+    """
 
     def __init__(self, directory: Path, kind: type[RecordT]) -> None:
         self._directory = directory
         self._kind = kind
+        self._parsed: dict[str, tuple[FileIdentity, Any]] = {}
+        self._snapshot: tuple[float, list[Any]] | None = None
+        self._guard = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return self._directory / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.json"
 
+    def _read_value(self, path: str, info: os.stat_result) -> Any:
+        identity = _identity(info)
+        with self._guard:
+            known = self._parsed.get(path)
+        if known is None or known[0] != identity:
+            known = (identity, read_json(Path(path), None))
+            with self._guard:
+                self._parsed[path] = known
+        return known[1]
+
     def get(self, key: str) -> RecordT | None:
         """Return the record stored under ``key``, or None."""
-        return _from_dict(self._kind, read_json(self._path(key), None))
+        path = str(self._path(key))
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return _from_dict(self._kind, read_json(Path(path), None))
+        return _from_dict(self._kind, self._read_value(path, info))
 
     def put(self, key: str, record: RecordT) -> None:
         """Store ``record`` under ``key`` (atomic, 0600)."""
         make_private_dir(self._directory)
         write_json_atomic(self._path(key), dataclasses.asdict(record))
+        self._snapshot = None
 
     def delete(self, key: str) -> bool:
         """Remove the record of ``key``; return whether there was one."""
+        self._snapshot = None
         try:
             self._path(key).unlink()
         except FileNotFoundError:
@@ -155,10 +203,50 @@ class RecordDirectory(Generic[RecordT]):
 
     def all(self) -> list[RecordT]:
         """Return every record, oldest first (by ``created_at``)."""
-        if not self._directory.is_dir():
+        return [_from_dict(self._kind, value) for value in self._listing()]  # type: ignore[misc]
+
+    def recent(self, max_age: float = RECENT_ENOUGH) -> list[RecordT]:
+        """Return every record as :meth:`all` does, from a listing at most ``max_age`` seconds old.
+
+        For reads only (a writer reads under its lock with :meth:`get`): this
+        process's own writes show at once, another process's within
+        ``max_age``. PERF: the UI polls ``viewer/sessions`` and the listing's
+        system calls are what a read would cost under load (#14).
+        """
+        now = time.monotonic()
+        with self._guard:
+            snapshot = self._snapshot
+        if snapshot is None or now - snapshot[0] > max_age:
+            snapshot = (now, self._listing())
+            with self._guard:
+                self._snapshot = snapshot
+        return [_from_dict(self._kind, value) for value in snapshot[1]]  # type: ignore[misc]
+
+    def _listing(self) -> list[Any]:
+        """Return the JSON of every valid record, oldest first."""
+        found = []
+        seen = set()
+        try:
+            entries = list(os.scandir(self._directory))
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        records = [_from_dict(self._kind, read_json(path, None)) for path in self._directory.glob("*.json")]
-        return sorted((record for record in records if record is not None), key=lambda record: record.created_at)
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the listing
+            seen.add(entry.path)
+            value = self._read_value(entry.path, info)
+            record = _from_dict(self._kind, value)
+            if record is not None:
+                found.append((record.created_at, value))
+        with self._guard:
+            for gone in set(self._parsed) - seen:
+                if not os.path.exists(gone):
+                    del self._parsed[gone]
+        return [value for _, value in sorted(found, key=lambda item: item[0])]
 
 
 class StateStore:

@@ -23,18 +23,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
-
-from cryptography.fernet import Fernet, InvalidToken
-from keyring import get_keyring
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
-from keyring.errors import KeyringError, PasswordDeleteError
+from typing import TYPE_CHECKING, Protocol
 
 from rvssh.errors import StoreError
 from rvssh.files import make_private_dir, read_json
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+    from keyring.backend import KeyringBackend
+
+# PERF: cryptography (its own OpenSSL) and keyring (its backends) cost about
+# 9 MB of memory in every worker; they are imported where a secret is
+# sealed, opened or looked up, which most rvssh processes never do (#14).
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,35 @@ KEYRING_ADVICE = (
 )
 
 
+def _fernet(key: bytes) -> Fernet:
+    from cryptography.fernet import Fernet
+
+    return Fernet(key)
+
+
+def _new_key() -> bytes:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key()
+
+
+def _keyring_errors() -> tuple[type[Exception], type[Exception]]:
+    """Return keyring's (KeyringError, PasswordDeleteError)."""
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    return KeyringError, PasswordDeleteError
+
+
+def _default_keyring() -> KeyringBackend:
+    from keyring import get_keyring
+
+    return get_keyring()
+
+
 def keyring_is_usable(backend: KeyringBackend) -> bool:
     """Return whether ``backend`` really stores secrets (not fail, null or an empty chainer)."""
+    from keyring.backends import chainer, fail, null
+
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return False
     if isinstance(backend, chainer.ChainerBackend):
@@ -73,7 +102,7 @@ class KeySource(Protocol):
 
 def _checked(key: bytes, where: str) -> bytes:
     try:
-        Fernet(key)
+        _fernet(key)
     except ValueError as ex:
         raise StoreError(f"The key of saved secrets in {where} is damaged; remove it and save the secrets again") from ex
     return key
@@ -99,7 +128,7 @@ class FileKey:
         existing = self.get()
         if existing is not None:
             return existing
-        key = Fernet.generate_key()
+        key = _new_key()
         make_private_dir(self._path.parent)
         descriptor, temp_name = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
         try:
@@ -130,9 +159,10 @@ class KeyringKey:
 
     def get(self) -> bytes | None:
         """Return the key in the keyring, or None when there is none."""
+        keyring_error, _ = _keyring_errors()
         try:
             stored = self._backend.get_password(self._service, KEYRING_USER)
-        except KeyringError as ex:
+        except keyring_error as ex:
             raise StoreError(f"Failed to use the OS keyring for saved secrets; {KEYRING_ADVICE}") from ex
         return None if stored is None else _checked(stored.encode("ascii", errors="replace"), "the OS keyring")
 
@@ -141,10 +171,11 @@ class KeyringKey:
         existing = self.get()
         if existing is not None:
             return existing
-        key = Fernet.generate_key()
+        key = _new_key()
+        keyring_error, _ = _keyring_errors()
         try:
             self._backend.set_password(self._service, KEYRING_USER, key.decode("ascii"))
-        except KeyringError as ex:
+        except keyring_error as ex:
             raise StoreError(f"Failed to use the OS keyring for saved secrets; {KEYRING_ADVICE}") from ex
         log.info("created the key of saved secrets in the OS keyring (service %s)", self._service)
         return key
@@ -162,7 +193,7 @@ class SecretBox:
 
     def seal(self, value: str) -> str:
         """Return the Fernet token of ``value`` (making the key on first use)."""
-        return Fernet(self._key_source.get_or_create()).encrypt(value.encode("utf-8")).decode("ascii")
+        return _fernet(self._key_source.get_or_create()).encrypt(value.encode("utf-8")).decode("ascii")
 
     def open(self, token: str) -> str | None:
         """Return the secret sealed in ``token``, or None when the key cannot open it."""
@@ -170,19 +201,48 @@ class SecretBox:
         if key is None:
             log.warning("a saved secret cannot be opened: the key of saved secrets is gone; save it again")
             return None
+        from cryptography.fernet import InvalidToken
+
         try:
-            return Fernet(key).decrypt(token.encode("ascii", errors="replace")).decode("utf-8")
+            return _fernet(key).decrypt(token.encode("ascii", errors="replace")).decode("utf-8")
         except InvalidToken:
             log.warning("a saved secret cannot be opened with the current key; save it again")
             return None
 
 
+class ChosenKey:
+    """The key of a state directory where it belongs: the OS keyring when usable, else a 0600 file.
+
+    Where is decided on first use, so a process that never seals or opens a
+    secret never loads a keyring backend.
+    """
+
+    def __init__(self, state_dir: Path, backend: Callable[[], KeyringBackend]) -> None:
+        self._state_dir = state_dir
+        self._backend = backend
+        self._source: KeySource | None = None
+
+    def _chosen(self) -> KeySource:
+        if self._source is None:
+            backend = self._backend()
+            if keyring_is_usable(backend):
+                self._source = KeyringKey(backend, keyring_service(self._state_dir))
+            else:
+                self._source = FileKey(self._state_dir / KEY_FILE)
+        return self._source
+
+    def get(self) -> bytes | None:
+        """Return the key, or None when there is none yet."""
+        return self._chosen().get()
+
+    def get_or_create(self) -> bytes:
+        """Return the key, making and keeping a new one when there is none yet."""
+        return self._chosen().get_or_create()
+
+
 def choose_box(state_dir: Path, backend: KeyringBackend | None = None) -> SecretBox:
     """Return the box of ``state_dir``: its key in the OS keyring when usable, else in a 0600 file."""
-    backend = backend if backend is not None else get_keyring()
-    if keyring_is_usable(backend):
-        return SecretBox(KeyringKey(backend, keyring_service(state_dir)))
-    return SecretBox(FileKey(state_dir / KEY_FILE))
+    return SecretBox(ChosenKey(state_dir, (lambda: backend) if backend is not None else _default_keyring))
 
 
 class LegacySecrets:
@@ -194,21 +254,28 @@ class LegacySecrets:
 
     def __init__(self, state_dir: Path, backend: KeyringBackend | None = None) -> None:
         self.path = state_dir / LEGACY_FILE
-        backend = backend if backend is not None else get_keyring()
-        self._backend = backend if keyring_is_usable(backend) else None
+        self._given = backend
         self._service = keyring_service(state_dir)
+
+    @property
+    def _backend(self) -> KeyringBackend | None:
+        """Return the usable keyring, looked up when an old secret is first asked for."""
+        backend = self._given if self._given is not None else _default_keyring()
+        return backend if keyring_is_usable(backend) else None
 
     def read(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Return the secrets of the (server id, slot) pairs that can still be found."""
         document = read_json(self.path, {})
         found: dict[tuple[str, str], str] = {}
+        keyring_error, _ = _keyring_errors()
+        backend = self._backend if wanted else None
         for server_id, slot in wanted:
             entry = document.get(server_id) if isinstance(document, dict) else None
             value = entry.get(slot) if isinstance(entry, dict) else None
-            if value is None and self._backend is not None:
+            if value is None and backend is not None:
                 try:
-                    value = self._backend.get_password(self._service, f"{slot}/{server_id}")
-                except KeyringError as ex:
+                    value = backend.get_password(self._service, f"{slot}/{server_id}")
+                except keyring_error as ex:
                     raise StoreError(f"Failed to read a saved secret from the OS keyring; {KEYRING_ADVICE}") from ex
             if isinstance(value, str) and value:
                 found[(server_id, slot)] = value
@@ -217,12 +284,15 @@ class LegacySecrets:
     def forget(self, stored: Iterable[tuple[str, str]]) -> None:
         """Remove the plaintext file and the old keyring entries (once they are sealed anew)."""
         self.path.unlink(missing_ok=True)
-        if self._backend is None:
+        stored = list(stored)
+        backend = self._backend if stored else None
+        if backend is None:
             return
+        keyring_error, delete_error = _keyring_errors()
         for server_id, slot in stored:
             try:
-                self._backend.delete_password(self._service, f"{slot}/{server_id}")
-            except PasswordDeleteError:
+                backend.delete_password(self._service, f"{slot}/{server_id}")
+            except delete_error:
                 continue
-            except KeyringError as ex:
+            except keyring_error as ex:
                 log.warning("could not remove an old keyring entry of rvssh 0.1 (%s/%s): %s", slot, server_id, ex)

@@ -103,7 +103,10 @@ def state_dir() -> Iterator[Path]:
 
 
 def settings_for(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
-    """Return rvssh's settings for a test against ``bed``: quick keepalives and monitor."""
+    """Return rvssh's settings for a test against ``bed``: quick keepalives and monitor.
+
+    No prefetch: tests count the sessions each call opens (test_answer_cache.py turns it on).
+    """
     values: dict[str, Any] = dict(
         state_dir=state_dir,
         ssh_config=bed.ssh_config,
@@ -113,6 +116,7 @@ def settings_for(state_dir: Path, bed: SshBed, **overrides: Any) -> Settings:
         server_alive_interval=1,
         server_alive_count_max=3,
         monitor_interval=0.2,
+        prefetch=False,
     )
     values.update(overrides)
     return Settings(**values)

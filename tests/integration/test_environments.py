@@ -348,12 +348,13 @@ def test_no_parameter_runs_a_command(connected: Rvssh, env_layout: EnvLayout, st
 
 
 def test_each_endpoint_is_one_round_trip(connected: Rvssh, env_layout: EnvLayout, storage_tree: StorageTree) -> None:
+    # refresh=true: a kept answer would need none (test_answer_cache.py).
     calls = {
-        "conda-envs": lambda: get(connected, "conda-envs"),
-        "env-configs": lambda: get(connected, "env-configs"),
-        "config system": lambda: get(connected, "config", conda_env="system"),
-        "config withrv": lambda: get(connected, "config", conda_env="withrv"),
-        "config runicorn": lambda: get(connected, "config", conda_env="runicorn"),
+        "conda-envs": lambda: get(connected, "conda-envs", refresh="true"),
+        "env-configs": lambda: get(connected, "env-configs", refresh="true"),
+        "config system": lambda: get(connected, "config", conda_env="system", refresh="true"),
+        "config withrv": lambda: get(connected, "config", conda_env="withrv", refresh="true"),
+        "config runicorn": lambda: get(connected, "config", conda_env="runicorn", refresh="true"),
         "storage-candidates": lambda: get(connected, "storage-candidates", scan_root=str(storage_tree.scan_root)),
         "storage-candidates ~": lambda: get(connected, "storage-candidates"),
     }

@@ -44,6 +44,8 @@ def test_master_argv_with_a_key_and_no_agent() -> None:
         "-o", "ClearAllForwardings=yes",
         "-o", "BatchMode=no",
         "-o", "LogLevel=VERBOSE",
+        "-o", "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+              "aes128-ctr,aes192-ctr,aes256-ctr",
         "-o", "IdentityAgent=none",
         "-i", "/keys/id",
         "-l", "alice", "-p", "2222", "--", "gpu.example",

@@ -29,6 +29,7 @@ import falcon.testing
 import pytest
 
 from rvssh.http.callers import (
+    PerConnection,
     ask_sock_diag,
     build_diag_request,
     diag_error,
@@ -213,11 +214,44 @@ def test_callers_that_cannot_be_looked_up_are_unknown(environ: dict[str, Any]) -
 
 
 def test_resolvers_per_platform_and_bind() -> None:
-    assert resolver_for(True, "linux") is kernel_caller_uid
+    linux = resolver_for(True, "linux")
+    assert isinstance(linux, PerConnection) and linux._resolver is kernel_caller_uid
     assert resolver_for(False, "linux") is unknown_caller
     assert resolver_for(True, "darwin") is unknown_caller
     assert resolver_for(True, "win32") is unknown_caller
     assert unknown_caller({"REMOTE_ADDR": "127.0.0.1"}) is None
+
+
+def test_the_account_is_asked_once_per_connection() -> None:
+    answers = iter([1000, 1001, None, 1002, 1003])
+    asked: list[Any] = []
+
+    def resolver(environ: Any) -> int | None:
+        asked.append(environ.get("gunicorn.socket"))
+        return next(answers)
+
+    per_connection = PerConnection(resolver)
+    first, second = socket.socket(), socket.socket()
+    try:
+        assert [per_connection({"gunicorn.socket": first}) for _ in range(3)] == [1000] * 3
+        assert per_connection({"gunicorn.socket": second}) == 1001  # another connection is asked about
+        assert per_connection({}) is None  # without a socket: asked every time (and here unknown)
+        assert per_connection({}) == 1002
+        assert asked == [first, second, None, None]
+    finally:
+        first.close()
+        second.close()
+    asked.clear()
+    del first
+    assert len(per_connection._known) == 1  # a closed connection's answer goes with its socket
+
+
+def test_an_unknown_caller_is_asked_about_again() -> None:
+    answers = iter([None, 1000])
+    per_connection = PerConnection(lambda environ: next(answers))
+    with socket.socket() as connection:
+        assert per_connection({"gunicorn.socket": connection}) is None
+        assert per_connection({"gunicorn.socket": connection}) == 1000
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's socket table is Linux's")

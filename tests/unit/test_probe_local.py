@@ -25,6 +25,7 @@ from rvssh.remote.probe import (
     build_probe_program,
     load_program,
     parse_probe_output,
+    probe_output_line,
 )
 from rvssh.models import FsListResponse
 from rvssh.ssh.errors import RemoteCommandError, RemoteOutputError
@@ -181,3 +182,16 @@ def test_fs_list_output_is_already_the_wire_shape(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "sub")
     answer = parse_probe_output(run_script(tmp_path, "fs-list", "~"))
     assert FsListResponse.model_validate(answer).model_dump() == answer
+
+
+def test_fs_list_answers_pass_through_and_errors_still_raise(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    printed = run_script(tmp_path, "fs-list", "~")
+    line = probe_output_line(b"motd of a login script\n" + printed, b"", 0, b'{"path":')
+    assert line == printed.strip() and json.loads(line) == parse_probe_output(printed)
+    with pytest.raises(BadRequestError, match=f"^Not a directory: {tmp_path}/file.txt$"):
+        probe_output_line(run_script(tmp_path, "fs-list", "~/file.txt"), b"", 0, b'{"path":')
+    with pytest.raises(RemoteCommandError, match="exit status 255"):
+        probe_output_line(b"", b"Connection closed", 255, b'{"path":')
+    # An answer that opens otherwise (keys in another order) is parsed and written again.
+    assert probe_output_line(b'{"items":[],"path":"/x"}\n', b"", 0, b'{"path":') == b'{"items":[],"path":"/x"}'

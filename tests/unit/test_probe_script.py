@@ -367,7 +367,9 @@ def test_config_accepts_every_env_name(env_home: Path) -> None:
 def test_config_of_an_env_with_runicorn(env_home: Path) -> None:
     payload = run_probe(env_home, "config", "a")
     port = payload.pop("suggestedRemotePort")
-    assert isinstance(port, int) and 1024 <= port <= 65535
+    spares = payload.pop("spareRemotePorts")
+    assert all(isinstance(value, int) and 1024 <= value <= 65535 for value in [port, *spares])
+    assert len(set(spares)) == len(spares) >= 1
     assert payload == {
         "ok": True, "condaEnv": "a", "pythonVersion": "Python 3.11.7", "runicornVersion": "0.7.2",
         "pythonPath": str(env_home / "miniconda3" / "envs" / "a" / "bin" / "python"),
@@ -389,6 +391,32 @@ def test_config_runicorn_version_needs_runicorn_to_import(tmp_path: Path) -> Non
     assert (envs["nodeps"]["runicorn_version"], envs["upgraded"]["runicorn_version"]) == ("0.7.2", None)
     assert run_probe(home, "config", "nodeps")["runicornVersion"] is None
     assert run_probe(home, "config", "upgraded")["runicornVersion"] is None
+
+
+def test_config_remembers_an_import_until_the_packages_change(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    root = make_conda_env(home / "miniconda3", "3.11.7")
+    env = make_conda_env(root / "envs" / "counted", "3.11.7", python_target=None)
+    packages = env / "lib" / "python3.11" / "site-packages"
+    add_runicorn(packages, "0.7.2")
+    imports = tmp_path / "imports.log"
+    write(packages / "runicorn" / "__init__.py", f"open({str(imports)!r}, 'a').write('x')\n__version__ = '0.7.2'\n")
+    python_seeing(env, packages)
+
+    def config() -> str | None:
+        return run_probe(home, "config", "counted")["runicornVersion"]
+
+    assert (config(), config()) == ("0.7.2", "0.7.2")
+    assert imports.read_text() == "x"  # the second config remembered the first import
+    memo = list((home / ".cache" / "rvssh" / "imports").iterdir())
+    assert len(memo) == 1 and memo[0].stat().st_mode & 0o777 == 0o600
+    # pip installs something into the env: runicorn is imported again.
+    (packages / "newpkg-1.0.dist-info").mkdir()
+    assert config() == "0.7.2" and imports.read_text() == "xx"
+    # runicorn no longer imports (its package is gone): the memo does not hide it.
+    (packages / "runicorn" / "__init__.py").write_text("raise ImportError('a dependency is missing')\n")
+    (packages / "gone-1.0.dist-info").mkdir()
+    assert config() is None
 
 
 def test_config_empty_name_means_system(env_home: Path) -> None:

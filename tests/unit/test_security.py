@@ -12,17 +12,16 @@ import pytest
 
 from rvssh import cli
 from rvssh.app import create_app
+from rvssh.http.binding import bind_problem, is_loopback_name
 from rvssh.http.callers import CallerResolver
 from rvssh.http.security import (
     MAX_BODY_BYTES,
     OTHER_ACCOUNT,
     TOKEN_COOKIE,
-    bind_problem,
     cookie_value,
     host_allowed,
     host_name,
     is_json_content_type,
-    is_loopback_name,
     origin_allowed,
     secret_equals,
     token_matches,

@@ -15,7 +15,7 @@ Subcommands and what they print on success:
     config <env_name>            ("" means system; an absolute path names an interpreter)
         {"ok": true, "condaEnv", "pythonVersion", "runicornVersion",
          "pythonPath", "defaultStorageRoot", "storageRootExists",
-         "suggestedRemotePort", "homeDirectory"}
+         "suggestedRemotePort", "spareRemotePorts", "homeDirectory"}
     python-of <env_name>         (as for config)
         {"ok": true, "python"}
     storage-candidates <scan_root> <max_depth>   ("" means home; depth 1..8)
@@ -68,6 +68,8 @@ STORAGE_PARTS = ("runs", "archive", "index")
 MAX_RUN_DEPTH = 4
 MAX_RUN_COUNT = 200
 MAX_CANDIDATES = 12
+# Extra free ports a config answer carries (rvssh keeps answers; see spare_ports).
+SPARE_PORTS = 4
 SCAN_BUDGET_S = 15.0
 
 _CONDA_PYTHON_META = re.compile(r"^python-(\d+\.\d+(?:\.\d+)?)[^-]*-[^-]*\.json$")
@@ -98,7 +100,7 @@ class Env(object):
     """One Python environment found on this server."""
 
     __slots__ = ("name", "kind", "prefix", "python", "python_version",
-                 "runicorn_version", "is_default")
+                 "runicorn_version", "is_default", "site_dirs")
 
     def __init__(self, name: str, kind: str, prefix: Optional[str], python: str) -> None:
         self.name = name
@@ -108,6 +110,7 @@ class Env(object):
         self.python_version = "Unknown"
         self.runicorn_version: Optional[str] = None
         self.is_default = False
+        self.site_dirs: List[str] = []  # where its packages are, once described
 
     def to_json(self) -> Dict[str, Any]:
         """Return the conda-envs entry of this environment."""
@@ -426,7 +429,8 @@ def describe_from_disk(env: Env) -> bool:
         if not is_running_interpreter(env.python):
             return False
         env.python_version = format_version(sys.version_info)
-        env.runicorn_version = runicorn_version_in([p for p in sys.path if p])
+        env.site_dirs = [p for p in sys.path if p]
+        env.runicorn_version = runicorn_version_in(env.site_dirs)
         return True
     if env.kind == "conda":
         version = conda_python_version(env.prefix)
@@ -441,6 +445,7 @@ def describe_from_disk(env: Env) -> bool:
         version = format_version(match.group(1))
         site_dirs = lib_site_dirs(env.prefix, version)
     env.python_version = version
+    env.site_dirs = site_dirs
     env.runicorn_version = runicorn_version_in(site_dirs)
     return True
 
@@ -484,16 +489,22 @@ def describe_by_running(env: Env) -> None:
     except (ValueError, TypeError, KeyError, IndexError):
         return
     env.python_version = version
+    env.site_dirs = site_dirs
     env.runicorn_version = runicorn_version_in(site_dirs)
 
 
 def describe_envs(envs: List[Env]) -> None:
     """Fill in the versions of ``envs``, running interpreters (in parallel) only if needed."""
-    from concurrent.futures import ThreadPoolExecutor
+    # PERF: plain threads; concurrent.futures would import logging (7 ms of a 25 ms probe).
+    import threading
     pending = [env for env in envs if is_runnable(env.python) and not describe_from_disk(env)]
-    if pending:
-        with ThreadPoolExecutor(max_workers=min(INTERPRETER_WORKERS, len(pending))) as pool:
-            list(pool.map(describe_by_running, pending))
+    for start in range(0, len(pending), INTERPRETER_WORKERS):
+        threads = [threading.Thread(target=describe_by_running, args=(env,))
+                   for env in pending[start:start + INTERPRETER_WORKERS]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 # --- storage root ----------------------------------------------------------------
@@ -618,19 +629,81 @@ def runicorn_imports(python: str) -> Tuple[Optional[bool], str]:
     return words[:1] == ["ok"], (words[1] if len(words) > 1 else "")
 
 
+def import_signature(env: Env) -> List[Any]:
+    """Return what a successful import of runicorn in ``env`` depends on: the interpreter and its package folders.
+
+    pip adds or removes a folder in site-packages for every package it
+    installs, upgrades or removes, which changes the folder's mtime.
+    """
+    signature: List[Any] = []
+    for path in [os.path.realpath(env.python)] + sorted(set(env.site_dirs)):
+        try:
+            signature.append([path, os.stat(path).st_mtime_ns])
+        except OSError:
+            signature.append([path, None])
+    return signature
+
+
+def import_memo_path(python: str) -> str:
+    """Return where a successful import of runicorn by ``python`` is remembered."""
+    import hashlib
+    name = hashlib.sha1(python.encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(home_dir(), ".cache", "rvssh", "imports", name + ".json")
+
+
+def remembered_import(python: str, signature: List[Any]) -> Optional[str]:
+    """Return the runicorn version ``python`` imported before, if nothing it depends on changed since."""
+    try:
+        memo = json.loads(read_text(import_memo_path(python)) or "null")
+    except ValueError:
+        return None
+    if isinstance(memo, dict) and memo.get("signature") == signature and isinstance(memo.get("version"), str):
+        return memo["version"]
+    return None
+
+
+def remember_import(python: str, signature: List[Any], version: str) -> None:
+    """Remember that ``python`` imported runicorn ``version`` (a private file; failures are ignored)."""
+    path = import_memo_path(python)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for private in (folder, os.path.dirname(folder)):  # ~/.cache/rvssh, as viewer.py keeps it
+            os.chmod(private, 0o700)
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump({"python": to_text(python), "signature": sanitize(signature), "version": version}, handle)
+        os.replace(temp, path)
+    except OSError:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+
+
 def cmd_config(env_name: str) -> Dict[str, Any]:
     """Describe one environment for a viewer start: versions, storage root, a free port.
 
     Versions are read as for ``envs``; the interpreter is also started once,
     to prove it works: it imports runicorn when the disk says runicorn is
     there, and runicornVersion is null if that import fails (installed
-    without its dependencies, say).
+    without its dependencies, say). A successful import is remembered in
+    ~/.cache/rvssh/imports and not repeated while the interpreter and its
+    package folders stay unchanged (importing runicorn takes about 0.1 s).
     """
     env = find_env(env_name)
     describe_envs([env])
     started = False
     if env.python_version != "Unknown" and env.runicorn_version is not None:
-        imported, version = runicorn_imports(env.python)
+        signature = import_signature(env)
+        remembered = remembered_import(env.python, signature)
+        if remembered is not None:
+            imported, version = True, remembered
+        else:
+            imported, version = runicorn_imports(env.python)
+            if imported:
+                remember_import(env.python, signature, version)
         started = imported is not None
         # Failed, crashed or hung while importing: not usable for a viewer.
         env.runicorn_version = (version or env.runicorn_version) if imported else None
@@ -646,8 +719,21 @@ def cmd_config(env_name: str) -> Dict[str, Any]:
         "defaultStorageRoot": root,
         "storageRootExists": os.path.isdir(root),
         "suggestedRemotePort": free_local_port(),
+        "spareRemotePorts": spare_ports(SPARE_PORTS),
         "homeDirectory": home_dir(),
     }
+
+
+def spare_ports(count: int) -> List[int]:
+    """Return ``count`` more free ports: a kept config suggests one when a viewer took the first."""
+    ports: List[int] = []
+    for _ in range(count * 2):
+        port = free_local_port()
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            break
+    return ports
 
 
 def cmd_python_of(env_name: str) -> Dict[str, Any]:
