@@ -15,7 +15,6 @@ from urllib.parse import quote
 from gunicorn.app.base import BaseApplication
 
 from rvssh import __version__
-from rvssh.client.commands import run_command
 from rvssh.errors import StoreError
 from rvssh.http.binding import bind_problem
 from rvssh.settings import DEFAULT_BIND, Settings, forget_secret_variables
@@ -224,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    # PERF: `rvssh serve`'s arbiter runs this module and never needs the client.
+    from rvssh.client.commands import run_command
+
     settings = Settings.from_env()
     forget_secret_variables()
     return run_command(args, settings)

@@ -19,15 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 from urllib.parse import urlencode
 
-import falcon.testing
-
-from rvssh.app import create_app
 from rvssh.client.errors import ClientError
 from rvssh.errors import RvsshError
-from rvssh.http.security import WRONG_TOKEN
-from rvssh.services.container import build_services
 from rvssh.settings import Settings
-from rvssh.store.token import read_token
+from rvssh.store.token import WRONG_TOKEN, read_token
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +153,12 @@ class InProcessTransport:
     """
 
     def __init__(self, settings: Settings, watch: bool = False, environ: Mapping[str, str] | None = None) -> None:
+        # PERF: the app is imported only when no rvssh serve answers.
+        import falcon.testing
+
+        from rvssh.app import create_app
+        from rvssh.services.container import build_services
+
         self._services = build_services(settings, environ)
         app = create_app(settings, self._services, caller_uid=this_account)
         self._client = falcon.testing.TestClient(app, headers={"Host": "127.0.0.1"})

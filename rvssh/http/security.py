@@ -36,8 +36,9 @@ from typing import Iterable
 
 import falcon
 
-from rvssh.http.binding import bind_problem, is_loopback_name  # noqa: F401 - bind_problem: still importable from here
+from rvssh.http.binding import is_loopback_name
 from rvssh.http.callers import CallerResolver, resolver_for
+from rvssh.store.token import WRONG_TOKEN
 from rvssh.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 TOKEN_COOKIE = "rvssh_token"
 PAGE_PATH = "/"
-WRONG_TOKEN = "Missing or wrong bearer token"
 WRONG_URL_TOKEN = "Wrong token in the address: open the URL that rvssh serve printed"
 OTHER_ACCOUNT = (
     "This rvssh serves only the account that started it; "

@@ -16,6 +16,9 @@ from pathlib import Path
 from rvssh.errors import StoreError
 from rvssh.files import create_file_once
 
+# What rvssh answers (401) to a request whose token is missing or wrong; clients match it.
+WRONG_TOKEN = "Missing or wrong bearer token"
+
 TOKEN_FILE = "token"
 TOKEN_BYTES = 32
 
