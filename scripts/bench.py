@@ -85,25 +85,7 @@ from bench_links import run_links
 from bench_report import as_json, render
 from bench_scale import run_scale
 from bench_soak import run_soak
-
-
-GOLDEN_UI_CALLS = REPO.parent / "shared" / "spec" / "runicorn-ui-0.7.2-calls.json"
-
-
-def substitute(value: Any, mapping: dict[Any, Any]) -> Any:
-    """Swap the recorded server's values for the bed's, recursively (as tests/integration/test_ui_calls.py)."""
-    if isinstance(value, dict):
-        return {key: substitute(item, mapping) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, mapping) for item in value]
-    if isinstance(value, str):
-        if value in mapping:
-            return mapping[value]
-        for old, new in mapping.items():
-            if isinstance(old, str):
-                value = value.replace(old, str(new))
-        return value
-    return mapping.get(value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+from tests.golden_calls import GOLDEN_UI_CALLS, substitute
 
 
 def target_body(bed: SshBed, port: int | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchkit import REFERENCE, BenchBed, Sample, Server, http_call, log, run_as_user, wait_until
+from benchkit import REFERENCE, BenchBed, Sample, Server, http_call, log, post_viewer_start, run_as_user, wait_until
 from tests.netbed import NetnsBed
 from tests.sshbed import _descendants
 
@@ -75,12 +75,7 @@ def start_viewer(bench: "Bench", server: Server, bed: BenchBed) -> dict[str, Any
     bench.trust(server, bed)
     body: dict[str, Any] = {"host": bed.host, "port": bed.port, "username": bed.user, "use_agent": True,
                             "remote_root": str(stores(bench) / uuid.uuid4().hex[:6])}
-    if server.kind == "rvssh":
-        body["conda_env"] = bench.runicorn_env.get(server.name, "runicorn")
-    status, answer = http_call(server.port, "POST", "/api/remote/viewer/start", body, timeout=120)
-    if status != 200:
-        raise RuntimeError(f"{server.name} viewer/start: HTTP {status}: {str(answer)[:300]}")
-    session = answer["session"]
+    session = post_viewer_start(server, body, bench.runicorn_env.get(server.name, "runicorn"), timeout=120)
     wait_until(lambda: serves(session), 60, f"{server.name}'s viewer never answered")
     return session
 

@@ -25,6 +25,7 @@ from benchkit import (
     free_port,
     health_ok,
     http_call,
+    post_viewer_start,
     log,
     rss_kb,
     run_as_user,
@@ -140,12 +141,8 @@ def start_viewer(bench: "Bench", server: Server, bed: ScaleBed, port: int, index
     assert bench.ws is not None
     body: dict[str, Any] = {"host": bed.host, "port": port, "username": bed.user, "use_agent": True,
                             "remote_root": str(bench.ws.root / "scale" / str(index))}
-    if server.kind == "rvssh":
-        body["conda_env"] = bench.runicorn_env.get(server.name, "runicorn")
-    status, answer = http_call(server.port, "POST", "/api/remote/viewer/start", body, timeout=300)
-    if status != 200:
-        raise RuntimeError(f"{server.name} viewer/start on port {port}: HTTP {status}: {str(answer)[:300]}")
-    session = answer["session"]
+    session = post_viewer_start(server, body, bench.runicorn_env.get(server.name, "runicorn"), timeout=300,
+                                where=f" on port {port}")
     wait_until(lambda: health_ok(session["localPort"]), 120, f"{server.name} viewer {index} never answered")
     return session
 

@@ -117,6 +117,20 @@ def http_call(port: int, method: str, path: str, body: Any = None, timeout: floa
         connection.close()
 
 
+def post_viewer_start(server: Server, body: dict[str, Any], conda_env: str, timeout: float, where: str = "") -> Any:
+    """POST viewer/start and return its session; rvssh is told the environment, the reference finds its own.
+
+    Raises:
+        RuntimeError: the server did not answer 200 (its status and the start of its answer are in the message).
+    """
+    if server.kind == "rvssh":
+        body = {**body, "conda_env": conda_env}
+    status, answer = http_call(server.port, "POST", "/api/remote/viewer/start", body, timeout=timeout)
+    if status != 200:
+        raise RuntimeError(f"{server.name} viewer/start{where}: HTTP {status}: {str(answer)[:300]}")
+    return answer["session"]
+
+
 def http_get_bytes(port: int, path: str, timeout: float = 60.0) -> int:
     """GET on a fresh connection, read the body in chunks; return its size (raises unless 200)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -12,10 +13,12 @@ from typing import Any
 
 import pexpect
 
+from tests.integration.user_flow import tunnel_health
 from tests.sshbed import TEST_HOME, SshBed, free_port, run_as_user, session_viewer_pids, wait_until
 
 STORES = f"{TEST_HOME}/rv-cli-stores"
 COMMAND_TIMEOUT = 90
+URL = re.compile(r"http://localhost:(\d+)\r?\n")
 
 
 def cli_environment(bed: SshBed, state_dir: Path, bind_port: int | None = None, **extra: str) -> dict[str, str]:
@@ -57,6 +60,17 @@ def run_rvssh(environment: dict[str, str], *args: str) -> subprocess.CompletedPr
     """Run ``rvssh ARGS`` without a terminal and return what it did."""
     return subprocess.run(rvssh_argv(*args), env=environment, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT, check=False)
+
+
+def finish_detached_open(child: pexpect.spawn) -> int:
+    """Read a detached `rvssh open` to its end; return the local port it printed, whose viewer answers."""
+    child.expect(URL)
+    port = int(child.match.group(1))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert tunnel_health(port)["status"] == "ok"
+    return port
 
 
 def rvssh_status(environment: dict[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -139,15 +140,22 @@ def stop_rvssh(instance: Rvssh) -> None:
         service.services.monitor.stop()
 
 
-@pytest.fixture
-def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
-    """Yield rvssh configured for the test sshd, with a fresh state directory."""
-    sshbed.user_known_hosts.write_text("")
-    instance = start_rvssh(settings_for(state_dir, sshbed), sshbed)
+@contextlib.contextmanager
+def rvssh_for(bed: SshBed, state_dir: Path, key_known: bool = False, **overrides: Any) -> Iterator[Rvssh]:
+    """Run rvssh for ``bed`` with ``state_dir``; the bed's key is in the user's known_hosts only if ``key_known``."""
+    bed.user_known_hosts.write_text(bed.known_hosts_text() if key_known else "")
+    instance = start_rvssh(settings_for(state_dir, bed, **overrides), bed)
     try:
         yield instance
     finally:
         stop_rvssh(instance)
+
+
+@pytest.fixture
+def rvssh(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
+    """Yield rvssh configured for the test sshd, with a fresh state directory."""
+    with rvssh_for(sshbed, state_dir) as instance:
+        yield instance
 
 
 @pytest.fixture

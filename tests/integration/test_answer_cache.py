@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.remote_trees import HOME, give_to_user, remove_tree, session_counts
-from tests.integration.rvssh_fixtures import Rvssh, get, ok_json, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, get, ok_json, rvssh_for
 from tests.sshbed import SshBed, wait_until
 
 REMOTE = "/api/remote"
@@ -36,13 +36,9 @@ def names(answer: dict[str, Any]) -> set[str]:
 @pytest.fixture
 def prefetching(sshbed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """rvssh as `rvssh serve` runs it: the prefetch after a login is on."""
-    sshbed.user_known_hosts.write_text("")
-    instance = start_rvssh(settings_for(state_dir, sshbed, prefetch=True), sshbed)
-    try:
+    with rvssh_for(sshbed, state_dir, prefetch=True) as instance:
         instance.trust_host()
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import re
@@ -13,7 +12,9 @@ import pexpect
 import pytest
 
 from tests.integration.cli_runs import (
+    URL,
     cli_environment,
+    finish_detached_open,
     host_key_fingerprints,
     remove_storage_roots,
     run_rvssh,
@@ -24,9 +25,8 @@ from tests.integration.cli_runs import (
 )
 from tests.integration.serving import end_masters, serving
 from tests.integration.test_second_factor import OATH_PROMPT, Totp, otp_bed
+from tests.integration.user_flow import tunnel_health
 from tests.sshbed import SshBed, session_viewer_pids
-
-URL = re.compile(r"http://localhost:(\d+)\r?\n")
 
 
 @pytest.fixture(autouse=True)
@@ -35,17 +35,6 @@ def clean_bed(sshbed: SshBed, runicorn_python: Path) -> Iterator[None]:
     sshbed.user_known_hosts.write_text("")
     yield
     remove_storage_roots()
-
-
-def health_through(port: int) -> dict[str, object]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", "/api/health")
-        response = connection.getresponse()
-        assert response.status == 200
-        return json.loads(response.read())
-    finally:
-        connection.close()
 
 
 def answer_host_key(child: pexpect.spawn, sshbed: SshBed, shown: str) -> None:
@@ -82,7 +71,7 @@ def test_open_in_process_asks_key_and_password_serves_the_viewer_and_ctrl_c_stop
         child.expect(URL)
         port = int(child.match.group(1))
         child.expect_exact("Ctrl-C stops the viewer.")
-        assert health_through(port)["status"] == "ok"
+        assert tunnel_health(port)["status"] == "ok"
 
         # The state dir is shared: another rvssh command sees the session.
         sessions = rvssh_status(environment)["viewer_sessions"]
@@ -118,12 +107,7 @@ def test_open_through_rvssh_serve_detaches_and_ls_stop_see_the_same_sessions(ssh
             answer_host_key(child, sshbed, f"[{sshbed.host}]:{sshbed.port}")
             child.expect_exact(f"Connected as {sshbed.user}@{sshbed.alias}:22.")  # its IdentityFile: no password
             pick_runicorn(child)
-            child.expect(URL)
-            port = int(child.match.group(1))
-            child.expect(pexpect.EOF)
-            child.close()
-            assert child.exitstatus == 0, child.before
-            assert health_through(port)["status"] == "ok"
+            port = finish_detached_open(child)
 
             # One session, seen alike by the server's API and by rvssh ls.
             sessions = served.request("GET", "/api/remote/viewer/sessions")[2]["sessions"]
@@ -227,12 +211,7 @@ def test_open_asks_the_password_and_the_one_time_code_without_echo(
         child.expect_exact(f"{OATH_PROMPT} ")
         code = totp.next_code()
         child.sendline(code)
-        child.expect(URL)
-        port = int(child.match.group(1))
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 0, child.before
-        assert health_through(port)["status"] == "ok"
+        finish_detached_open(child)
         assert bed.password not in seen.getvalue() and code not in seen.getvalue()  # nothing typed was echoed
         assert "A second factor" not in seen.getvalue()  # the questions as the server words them
         stopped = run_rvssh(environment, "stop", "--all")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, rvssh_for
 from tests.integration.server_beds import (
     BANNER,
     NOPYTHON_BIN,
@@ -51,12 +51,8 @@ SHELL_USERS = {
 @pytest.fixture
 def on_shells_bed(shells_bed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh for the shells bed, with a fresh state directory (its key still unknown)."""
-    shells_bed.user_known_hosts.write_text("")
-    instance = start_rvssh(settings_for(state_dir, shells_bed), shells_bed)
-    try:
+    with rvssh_for(shells_bed, state_dir) as instance:
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 def body_for(rvssh: Rvssh, user: str, **overrides: Any) -> dict[str, Any]:

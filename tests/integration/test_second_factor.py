@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, rvssh_for
 from tests.integration.user_flow import (
     FlowExpectation,
     connect_through,
@@ -89,27 +89,16 @@ def password_and_code() -> Iterator[tuple[SshBed, Totp]]:
         yield bed, Totp()
 
 
-def rvssh_for(bed: SshBed, state_dir: Path) -> Rvssh:
-    bed.user_known_hosts.write_text(bed.known_hosts_text())
-    return start_rvssh(settings_for(state_dir, bed), bed)
-
-
 @pytest.fixture
 def with_key(key_then_code: tuple[SshBed, Totp], state_dir: Path) -> Iterator[Rvssh]:
-    instance = rvssh_for(key_then_code[0], state_dir)
-    try:
+    with rvssh_for(key_then_code[0], state_dir, key_known=True) as instance:
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 @pytest.fixture
 def with_password(password_and_code: tuple[SshBed, Totp], state_dir: Path) -> Iterator[Rvssh]:
-    instance = rvssh_for(password_and_code[0], state_dir)
-    try:
+    with rvssh_for(password_and_code[0], state_dir, key_known=True) as instance:
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 def master_pids(rvssh: Rvssh) -> list[int]:

@@ -17,7 +17,7 @@ import falcon.testing
 import pytest
 
 from rvssh.ssh.exec import SessionSlots
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, ok_json, rvssh_for
 from tests.integration.user_flow import FlowExpectation, get, run_whole_flow
 from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_USER, SshBed
 
@@ -36,13 +36,9 @@ def small_bed() -> Iterator[SshBed]:
 @pytest.fixture
 def small(small_bed: SshBed, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh connected to the small server (its key trusted through the user's known_hosts)."""
-    small_bed.user_known_hosts.write_text(small_bed.known_hosts_text())
-    instance = start_rvssh(settings_for(state_dir, small_bed), small_bed)
-    try:
+    with rvssh_for(small_bed, state_dir, key_known=True) as instance:
         assert instance.connect().status_code == 200
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 def learned_limit(rvssh: Rvssh) -> int:

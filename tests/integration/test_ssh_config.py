@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, ok_json, rvssh_for, settings_for, start_rvssh, stop_rvssh
 from tests.integration.server_beds import TEST_USER_ZSH, home_of
 from tests.integration.user_flow import FlowExpectation, connect_through, run_whole_flow
 from tests.sshbed import TEST_USER, SshBed
@@ -53,12 +53,8 @@ def user_config(shells_bed: SshBed, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def configured(shells_bed: SshBed, user_config: Path, state_dir: Path) -> Iterator[Rvssh]:
     """Yield rvssh reading the user config, with the bed's key trusted in the user's known_hosts."""
-    shells_bed.user_known_hosts.write_text(shells_bed.known_hosts_text())
-    instance = start_rvssh(settings_for(state_dir, shells_bed, ssh_config=user_config), shells_bed)
-    try:
+    with rvssh_for(shells_bed, state_dir, key_known=True, ssh_config=user_config) as instance:
         yield instance
-    finally:
-        stop_rvssh(instance)
 
 
 def post_connect(rvssh: Rvssh, body: dict[str, Any]):

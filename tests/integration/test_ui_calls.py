@@ -19,27 +19,11 @@ import pytest
 from rvssh.app import create_app
 from rvssh.services.container import build_services
 from tests import callers
+from tests.golden_calls import GOLDEN_UI_CALLS as GOLDEN, substitute
 from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh, end_all_masters
 from tests.sshbed import TEST_HOME, free_port, run_as_user
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "spec" / "runicorn-ui-0.7.2-calls.json"
 UI_ORIGIN = "http://127.0.0.1:5173"
-
-
-def substitute(value: Any, mapping: dict[Any, Any]) -> Any:
-    """Swap the recorded server's values for the test server's, recursively."""
-    if isinstance(value, dict):
-        return {key: substitute(item, mapping) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, mapping) for item in value]
-    if isinstance(value, str):
-        if value in mapping:
-            return mapping[value]
-        for old, new in mapping.items():
-            if isinstance(old, str):
-                value = value.replace(old, str(new))
-        return value
-    return mapping.get(value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def assert_has_keys(golden: Any, ours: Any, where: str) -> None:
