@@ -88,6 +88,35 @@ def test_each_argument_reaches_the_script_as_one_word(tmp_path: Path, call: tupl
     assert not (tmp_path / "X").exists()
 
 
+JSON_VALUES = [
+    {"path": "/x", "items": [{"name": "a\udc80b", "is_dir": False, "size": 2**70, "mtime": -1, "is_link": None}]},
+    {"text": "\U0001f600 \u00e9 \x00\x1f\"\\/\x7f", "numbers": [0.1, 1e100, -0.0, float("inf"), float("nan")],
+     "tuple": (1, True, False, None), "": {}, "list": []},
+]
+
+
+@pytest.mark.parametrize("accelerated", [True, False], ids=["_json", "json"])
+def test_the_remote_json_writer_writes_what_json_dumps_writes(monkeypatch: pytest.MonkeyPatch, accelerated: bool) -> None:
+    if not accelerated:
+        monkeypatch.setitem(sys.modules, "_json", None)  # a Python built without json's C accelerator
+    namespace: dict[str, object] = {"__name__": "common"}
+    exec(compile((SCRIPTS / "common.py").read_bytes(), "common.py", "exec"), namespace)
+    to_json = namespace["_json_writer"]()  # type: ignore[operator]
+    for value in JSON_VALUES:
+        assert to_json(value) == json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        to_json({"a": {1}})
+
+
+def test_a_remote_command_imports_neither_json_nor_re() -> None:
+    # PERF: they are most of a remote command's start; the answer is written all the same.
+    check = load_program("fs.py").replace(
+        b"sys.exit(main(COMMANDS, sys.argv[1:]))",
+        b"sys.stdout.write(_json_writer()({'json': 'json' in sys.modules, 're': 're' in sys.modules}))")
+    answer = subprocess.run([sys.executable, "-I", "-S", "-"], input=check, capture_output=True, check=True, timeout=60)
+    assert json.loads(answer.stdout) == {"json": False, "re": False}
+
+
 @pytest.mark.parametrize("call", [("nope",), ("envs", "x"), ("fs-list",), ("storage-candidates", "~")])
 def test_build_probe_program_rejects_programming_errors(call: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
