@@ -31,12 +31,12 @@ To add a subcommand, write a ``cmd_*`` function that returns a dict (or
 raises ProbeError) and list it in COMMANDS with its argument names.
 """
 
-import json
 import os
-import re
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+if False:  # PERF: for type checkers only; importing typing is 3.6 ms of a run
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple  # noqa: F401
 
 # Longest a foreign interpreter may take to report its version and sys.path.
 INTERPRETER_TIMEOUT_S = 5.0
@@ -72,10 +72,6 @@ MAX_CANDIDATES = 12
 SPARE_PORTS = 4
 SCAN_BUDGET_S = 15.0
 
-_CONDA_PYTHON_META = re.compile(r"^python-(\d+\.\d+(?:\.\d+)?)[^-]*-[^-]*\.json$")
-_VERSION_PREFIX = re.compile(r"^(\d+(?:\.\d+){0,2})")
-# runicorn-0.7.2.dist-info, runicorn-0.7.2-py3.11.egg-info (not runicorn_extras-...).
-_RUNICORN_DIST = re.compile(r"^runicorn-(\d[^-]*?)(?:-py[\d.]+)?\.(?:dist-info|egg-info)$", re.IGNORECASE)
 # Printed by a foreign interpreter (Python 2.7 included): version and sys.path.
 _CHILD_PROBE = (
     "import json, sys; print(json.dumps({'version': list(sys.version_info[:3]),"
@@ -102,7 +98,7 @@ class Env(object):
     __slots__ = ("name", "kind", "prefix", "python", "python_version",
                  "runicorn_version", "is_default", "site_dirs")
 
-    def __init__(self, name: str, kind: str, prefix: Optional[str], python: str) -> None:
+    def __init__(self, name: str, kind: str, prefix: "Optional[str]", python: str) -> None:
         self.name = name
         self.kind = kind  # "conda", "venv" or "system"
         self.prefix = prefix  # None for the system python
@@ -112,7 +108,7 @@ class Env(object):
         self.is_default = False
         self.site_dirs: List[str] = []  # where its packages are, once described
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> "Dict[str, Any]":
         """Return the conda-envs entry of this environment."""
         return {
             "name": self.name,
@@ -132,7 +128,7 @@ def is_runnable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def list_dir(path: str) -> List[str]:
+def list_dir(path: str) -> "List[str]":
     """Return the sorted names in ``path``, or [] when it cannot be read."""
     try:
         return sorted(os.listdir(path))
@@ -140,7 +136,7 @@ def list_dir(path: str) -> List[str]:
         return []
 
 
-def read_text(path: str) -> Optional[str]:
+def read_text(path: str) -> "Optional[str]":
     """Return the text of a small file, or None when it cannot be read."""
     try:
         with open(path, "rb") as handle:
@@ -152,7 +148,7 @@ def read_text(path: str) -> Optional[str]:
 # --- environment discovery -----------------------------------------------------
 
 
-def env_kind(prefix: str) -> Optional[str]:
+def env_kind(prefix: str) -> "Optional[str]":
     """Return "conda" or "venv" for an environment folder, None for anything else."""
     if os.path.isdir(os.path.join(prefix, "conda-meta")):
         return "conda"
@@ -177,7 +173,7 @@ def conda_root_of(path: str) -> str:
     return os.path.dirname(os.path.dirname(os.path.realpath(path)))
 
 
-def find_on_path(name: str) -> Optional[str]:
+def find_on_path(name: str) -> "Optional[str]":
     """Return the first executable ``name`` on $PATH."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         if not folder:
@@ -188,7 +184,7 @@ def find_on_path(name: str) -> Optional[str]:
     return None
 
 
-def environments_txt(home: str) -> List[str]:
+def environments_txt(home: str) -> "List[str]":
     """Return the env folders conda recorded in ~/.conda/environments.txt."""
     text = read_text(os.path.join(home, ".conda", "environments.txt")) or ""
     return [line.strip() for line in text.splitlines() if line.strip().startswith("/")]
@@ -202,7 +198,7 @@ def is_conda_install(prefix: str) -> bool:
     )
 
 
-def conda_roots(home: str, recorded: List[str]) -> List[str]:
+def conda_roots(home: str, recorded: "List[str]") -> "List[str]":
     """Return conda installation roots, the one in use first, without running conda.
 
     Looks at $CONDA_EXE, ``conda`` on $PATH, $CONDA_PREFIX, $MAMBA_ROOT_PREFIX,
@@ -232,7 +228,7 @@ def conda_roots(home: str, recorded: List[str]) -> List[str]:
     return unique
 
 
-def claim_name(name: str, folder: str, taken: Set[str]) -> str:
+def claim_name(name: str, folder: str, taken: "Set[str]") -> str:
     """Return a name not in ``taken`` (prefixed with its folder on a clash) and take it."""
     candidates = [name, "%s/%s" % (folder, name)]
     number = 2
@@ -244,7 +240,7 @@ def claim_name(name: str, folder: str, taken: Set[str]) -> str:
     return chosen
 
 
-def discover_envs() -> List[Env]:
+def discover_envs() -> "List[Env]":
     """Return every environment on this server, named uniquely, without versions.
 
     Order: for each conda root its base and ``envs/*``, then ``~/.conda/envs/*``
@@ -259,7 +255,7 @@ def discover_envs() -> List[Env]:
     by_prefix: Dict[str, Env] = {}
     envs: List[Env] = []
 
-    def add(prefix: str, kind: Optional[str], name: str, folder: str) -> None:
+    def add(prefix: str, kind: "Optional[str]", name: str, folder: str) -> None:
         key = os.path.realpath(prefix)
         if kind and key not in by_prefix:
             by_prefix[key] = Env(claim_name(name, folder, taken), kind, prefix, env_python(prefix))
@@ -299,7 +295,7 @@ def discover_envs() -> List[Env]:
     return envs
 
 
-def login_python() -> Optional[str]:
+def login_python() -> "Optional[str]":
     """Return what ``python3`` (else ``python``) is on the login PATH: what ``ssh host python3`` runs."""
     return find_on_path("python3") or find_on_path("python")
 
@@ -338,20 +334,96 @@ def find_env(name: str) -> Env:
 # --- versions ------------------------------------------------------------------
 
 
-def format_version(parts: Sequence[Any]) -> str:
+# PERF: versions and names are parsed with str methods below, where regexes
+# would import re (and enum): 6 ms of a 20 ms run. "Digits" are \d's (isdecimal).
+
+
+def leading_digits(text: str) -> str:
+    """Return the decimal digits ``text`` starts with ("" when none)."""
+    end = 0
+    while end < len(text) and text[end].isdecimal():
+        end += 1
+    return text[:end]
+
+
+def leading_version(text: str, fewest: int = 1) -> "Optional[str]":
+    """Return the dotted number ``text`` starts with, three parts at most ("3.11.2+" -> "3.11.2").
+
+    None when it has fewer than ``fewest`` parts.
+    """
+    parts = []  # type: List[str]
+    rest = text
+    while len(parts) < 3:
+        digits = leading_digits(rest)
+        if not digits:
+            break
+        parts.append(digits)
+        rest = rest[len(digits):]
+        if not (rest.startswith(".") and leading_digits(rest[1:])):
+            break
+        rest = rest[1:]
+    return ".".join(parts) if parts and len(parts) >= fewest else None
+
+
+def format_version(parts: "Sequence[Any]") -> str:
     """Return "Python X.Y.Z" for a version tuple or a dotted string."""
     if isinstance(parts, str):
         parts = parts.split(".")
     return "Python " + ".".join(str(part) for part in parts[:3])
 
 
-def major_minor(version: str) -> Optional[str]:
+def major_minor(version: str) -> "Optional[str]":
     """Return "X.Y" of "Python X.Y.Z", or None when the version is unknown."""
-    match = re.match(r"^Python (\d+\.\d+)", version)
-    return match.group(1) if match else None
+    numbers = leading_version(version[len("Python "):], 2) if version.startswith("Python ") else None
+    return ".".join(numbers.split(".")[:2]) if numbers else None
 
 
-def runicorn_version_in(site_dirs: Sequence[str]) -> Optional[str]:
+def runicorn_dist_version(name: str) -> "Optional[str]":
+    """Return the version in a runicorn distribution folder's name, else None.
+
+    runicorn-0.7.2.dist-info and runicorn-0.7.2-py3.11.egg-info (any case)
+    give 0.7.2; runicorn_extras-1.0.dist-info is not runicorn.
+    """
+    if name[:9].lower() != "runicorn-":
+        return None
+    if name[-10:].lower() == ".dist-info":
+        middle = name[9:-10]
+    elif name[-9:].lower() == ".egg-info":
+        middle = name[9:-9]
+    else:
+        return None
+    version, hyphen, tag = middle.partition("-")
+    if not version[:1].isdecimal():
+        return None
+    if hyphen and not (tag[:2].lower() == "py" and tag[2:]
+                       and all(char == "." or char.isdecimal() for char in tag[2:])):
+        return None
+    return version
+
+
+def metadata_version(metadata: str) -> "Optional[str]":
+    """Return the value of the first ``Version:`` line of a METADATA or PKG-INFO text."""
+    start = 0
+    while True:
+        if metadata.startswith("Version:", start):
+            words = metadata[start + len("Version:"):].split(None, 1)
+            if words:
+                return words[0]
+        newline = metadata.find("\n", start)
+        if newline < 0:
+            return None
+        start = newline + 1
+
+
+def conda_meta_python_version(name: str) -> "Optional[str]":
+    """Return X.Y[.Z] of a ``conda-meta/python-X.Y.Z-<build>.json`` file name, else None."""
+    if not (name.startswith("python-") and name.endswith(".json")):
+        return None
+    pieces = name[len("python-"):].split("-")
+    return leading_version(pieces[0], 2) if len(pieces) == 2 else None
+
+
+def runicorn_version_in(site_dirs: "Sequence[str]") -> "Optional[str]":
     """Return the runicorn version installed in the first of ``site_dirs`` that has it.
 
     Reads ``runicorn-*.dist-info/METADATA`` (or ``*.egg-info/PKG-INFO``),
@@ -359,18 +431,17 @@ def runicorn_version_in(site_dirs: Sequence[str]) -> Optional[str]:
     """
     for site_dir in site_dirs:
         for name in list_dir(site_dir):
-            dist = _RUNICORN_DIST.match(name)
-            if not dist:
+            version = runicorn_dist_version(name)
+            if version is None:
                 continue
             folder = os.path.join(site_dir, name)
             metadata = read_text(os.path.join(folder, "METADATA")) or read_text(
                 os.path.join(folder, "PKG-INFO")) or ""
-            match = re.search(r"^Version:\s*(\S+)", metadata, re.MULTILINE)
-            return match.group(1) if match else dist.group(1)
+            return metadata_version(metadata) or version
     return None
 
 
-def lib_site_dirs(prefix: str, version: str) -> List[str]:
+def lib_site_dirs(prefix: str, version: str) -> "List[str]":
     """Return ``<prefix>/lib/pythonX.Y[t]/site-packages`` of ``version`` only.
 
     The folders of other pythons are ignored: packages pip left there when
@@ -382,7 +453,7 @@ def lib_site_dirs(prefix: str, version: str) -> List[str]:
     return [os.path.join(prefix, "lib", "python" + short + suffix, "site-packages") for suffix in ("", "t")]
 
 
-def user_site_dir(version: str) -> List[str]:
+def user_site_dir(version: str) -> "List[str]":
     """Return the user site-packages of a version, as a list (empty when disabled)."""
     short = major_minor(version)
     if not short or os.environ.get("PYTHONNOUSERSITE"):
@@ -390,7 +461,7 @@ def user_site_dir(version: str) -> List[str]:
     return [os.path.join(home_dir(), ".local", "lib", "python" + short, "site-packages")]
 
 
-def parse_pyvenv_cfg(prefix: str) -> Dict[str, str]:
+def parse_pyvenv_cfg(prefix: str) -> "Dict[str, str]":
     """Return the key/value pairs of ``<prefix>/pyvenv.cfg`` (lower-case keys)."""
     values = {}
     for line in (read_text(os.path.join(prefix, "pyvenv.cfg")) or "").splitlines():
@@ -400,12 +471,12 @@ def parse_pyvenv_cfg(prefix: str) -> Dict[str, str]:
     return values
 
 
-def conda_python_version(prefix: str) -> Optional[str]:
+def conda_python_version(prefix: str) -> "Optional[str]":
     """Return the python version recorded in ``conda-meta/python-X.Y.Z-*.json``."""
     for name in list_dir(os.path.join(prefix, "conda-meta")):
-        match = _CONDA_PYTHON_META.match(name)
-        if match:
-            return format_version(match.group(1))
+        version = conda_meta_python_version(name)
+        if version:
+            return format_version(version)
     return None
 
 
@@ -439,10 +510,10 @@ def describe_from_disk(env: Env) -> bool:
         site_dirs = lib_site_dirs(env.prefix, version) + user_site_dir(version)
     else:
         config = parse_pyvenv_cfg(env.prefix)
-        match = _VERSION_PREFIX.match(config.get("version") or config.get("version_info") or "")
-        if not match or config.get("include-system-site-packages", "").lower() == "true":
+        numbers = leading_version(config.get("version") or config.get("version_info") or "")
+        if not numbers or config.get("include-system-site-packages", "").lower() == "true":
             return False
-        version = format_version(match.group(1))
+        version = format_version(numbers)
         site_dirs = lib_site_dirs(env.prefix, version)
     env.python_version = version
     env.site_dirs = site_dirs
@@ -450,7 +521,7 @@ def describe_from_disk(env: Env) -> bool:
     return True
 
 
-def run_interpreter(argv: List[str], timeout: float = INTERPRETER_TIMEOUT_S) -> Optional[bytes]:
+def run_interpreter(argv: "List[str]", timeout: float = INTERPRETER_TIMEOUT_S) -> "Optional[bytes]":
     """Return the stdout of ``argv`` if it exits 0 within ``timeout`` seconds, else None.
 
     The child gets its own session so that a timeout kills everything it
@@ -480,6 +551,7 @@ def run_interpreter(argv: List[str], timeout: float = INTERPRETER_TIMEOUT_S) -> 
 
 def describe_by_running(env: Env) -> None:
     """Fill in the versions of ``env`` by asking its interpreter; "Unknown" if it fails."""
+    import json  # PERF: imported where needed (with re, 9 ms of a run)
     stdout = run_interpreter([env.python, "-c", _CHILD_PROBE])
     try:
         lines = (stdout or b"").decode("utf-8", "surrogateescape").strip().splitlines()
@@ -493,11 +565,14 @@ def describe_by_running(env: Env) -> None:
     env.runicorn_version = runicorn_version_in(site_dirs)
 
 
-def describe_envs(envs: List[Env]) -> None:
+def describe_envs(envs: "List[Env]") -> None:
     """Fill in the versions of ``envs``, running interpreters (in parallel) only if needed."""
-    # PERF: plain threads; concurrent.futures would import logging (7 ms of a 25 ms probe).
-    import threading
     pending = [env for env in envs if is_runnable(env.python) and not describe_from_disk(env)]
+    if not pending:
+        return
+    # PERF: plain threads, imported only when needed (4 ms); concurrent.futures
+    # would also import logging (7 ms of a 25 ms probe).
+    import threading
     for start in range(0, len(pending), INTERPRETER_WORKERS):
         threads = [threading.Thread(target=describe_by_running, args=(env,))
                    for env in pending[start:start + INTERPRETER_WORKERS]]
@@ -518,8 +593,9 @@ def runicorn_config_dir() -> str:
     return os.path.join(base, "runicorn")
 
 
-def runicorn_user_root_dir() -> Optional[str]:
+def runicorn_user_root_dir() -> "Optional[str]":
     """Return ``user_root_dir`` from runicorn's config.json, as runicorn resolves it."""
+    import json
     text = read_text(os.path.join(runicorn_config_dir(), "config.json"))
     try:
         value = json.loads(text).get("user_root_dir") if text else None
@@ -570,7 +646,7 @@ def count_runs(runs_dir: str) -> int:
     return count
 
 
-def storage_candidate(path: str, dirs: List[str]) -> Optional[Dict[str, Any]]:
+def storage_candidate(path: str, dirs: "List[str]") -> "Optional[Dict[str, Any]]":
     """Return the candidate entry of folder ``path`` (subfolders ``dirs``), or None."""
     run_count = count_runs(os.path.join(path, "runs")) if "runs" in dirs else 0
     has_archive = "archive" in dirs
@@ -594,14 +670,14 @@ def is_scannable(name: str) -> bool:
 # --- subcommands ---------------------------------------------------------------------
 
 
-def cmd_envs() -> Dict[str, Any]:
+def cmd_envs() -> "Dict[str, Any]":
     """List every Python environment with its python and runicorn versions."""
     envs = discover_envs()
     describe_envs(envs)
     return {"ok": True, "envs": [env.to_json() for env in envs]}
 
 
-def cmd_env_configs(interpreter: str) -> Dict[str, Any]:
+def cmd_env_configs(interpreter: str) -> "Dict[str, Any]":
     """Map every environment name (and ``interpreter``, a path, when given) to its versions."""
     envs = discover_envs()
     if interpreter:
@@ -618,7 +694,7 @@ def interpreter_starts(python: str) -> bool:
     return run_interpreter([python, "-c", "pass"]) is not None
 
 
-def runicorn_imports(python: str) -> Tuple[Optional[bool], str]:
+def runicorn_imports(python: str) -> "Tuple[Optional[bool], str]":
     """Import runicorn with ``python``: (True, version) / (False, "") / (None, "") if it did not run."""
     stdout = run_interpreter([python, "-c", _RUNICORN_IMPORT], timeout=IMPORT_TIMEOUT_S)
     lines = [line for line in (stdout or b"").decode("utf-8", "replace").splitlines()
@@ -629,7 +705,7 @@ def runicorn_imports(python: str) -> Tuple[Optional[bool], str]:
     return words[:1] == ["ok"], (words[1] if len(words) > 1 else "")
 
 
-def import_signature(env: Env) -> List[Any]:
+def import_signature(env: Env) -> "List[Any]":
     """Return what a successful import of runicorn in ``env`` depends on: the interpreter and its package folders.
 
     pip adds or removes a folder in site-packages for every package it
@@ -651,8 +727,9 @@ def import_memo_path(python: str) -> str:
     return os.path.join(home_dir(), ".cache", "rvssh", "imports", name + ".json")
 
 
-def remembered_import(python: str, signature: List[Any]) -> Optional[str]:
+def remembered_import(python: str, signature: "List[Any]") -> "Optional[str]":
     """Return the runicorn version ``python`` imported before, if nothing it depends on changed since."""
+    import json
     try:
         memo = json.loads(read_text(import_memo_path(python)) or "null")
     except ValueError:
@@ -662,8 +739,9 @@ def remembered_import(python: str, signature: List[Any]) -> Optional[str]:
     return None
 
 
-def remember_import(python: str, signature: List[Any], version: str) -> None:
+def remember_import(python: str, signature: "List[Any]", version: str) -> None:
     """Remember that ``python`` imported runicorn ``version`` (a private file; failures are ignored)."""
+    import json
     path = import_memo_path(python)
     temp = "%s.%d.tmp" % (path, os.getpid())
     try:
@@ -682,7 +760,7 @@ def remember_import(python: str, signature: List[Any], version: str) -> None:
             pass
 
 
-def cmd_config(env_name: str) -> Dict[str, Any]:
+def cmd_config(env_name: str) -> "Dict[str, Any]":
     """Describe one environment for a viewer start: versions, storage root, a free port.
 
     Versions are read as for ``envs``; the interpreter is also started once,
@@ -724,7 +802,7 @@ def cmd_config(env_name: str) -> Dict[str, Any]:
     }
 
 
-def spare_ports(count: int) -> List[int]:
+def spare_ports(count: int) -> "List[int]":
     """Return ``count`` more free ports: a kept config suggests one when a viewer took the first."""
     ports: List[int] = []
     for _ in range(count * 2):
@@ -736,7 +814,7 @@ def spare_ports(count: int) -> List[int]:
     return ports
 
 
-def cmd_python_of(env_name: str) -> Dict[str, Any]:
+def cmd_python_of(env_name: str) -> "Dict[str, Any]":
     """Name the interpreter of one environment (to launch a viewer with), without running it."""
     env = find_env(env_name)
     if not is_runnable(env.python):
@@ -744,7 +822,7 @@ def cmd_python_of(env_name: str) -> Dict[str, Any]:
     return {"ok": True, "python": env.python}
 
 
-def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
+def cmd_storage_candidates(scan_root: str, max_depth: str) -> "Dict[str, Any]":
     """Find likely Runicorn storage roots under ``scan_root``, best first."""
     try:
         depth = max(1, min(int(max_depth), 8))
@@ -778,7 +856,7 @@ def cmd_storage_candidates(scan_root: str, max_depth: str) -> Dict[str, Any]:
 
 
 # Subcommand -> (function, names of its positional arguments).
-COMMANDS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Tuple[str, ...]]] = {
+COMMANDS: "Dict[str, Tuple[Callable[..., Dict[str, Any]], Tuple[str, ...]]]" = {
     "envs": (cmd_envs, ()),
     "env-configs": (cmd_env_configs, ("interpreter",)),
     "config": (cmd_config, ("env_name",)),
