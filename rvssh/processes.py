@@ -50,22 +50,27 @@ def _linux_state(pid: int) -> tuple[str, float] | None:
     return fields[0].decode("ascii", "replace"), boot + int(fields[19]) / ticks
 
 
+def _same_start(found: float, started: float) -> bool:
+    """Tell whether a process that started at ``found`` is the one recorded at ``started`` (0: not recorded)."""
+    return abs(found - started) < _START_TIME_SLACK or started == 0.0
+
+
 def is_running(pid: int, started: float) -> bool:
     """Return whether the process ``pid`` that started at ``started`` still runs (not a zombie)."""
     if sys.platform.startswith("linux"):
         try:
             found = _linux_state(pid)
         except (OSError, ValueError, IndexError):
-            found = ("?", started)  # unreadable: ask psutil below
+            pass  # unreadable: ask psutil below
         else:
             if found is None or found[0] in ("Z", "X"):
                 return False
-            return abs(found[1] - started) < _START_TIME_SLACK or started == 0.0
+            return _same_start(found[1], started)
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-        return abs(process.create_time() - started) < _START_TIME_SLACK or started == 0.0
+        return _same_start(process.create_time(), started)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:
