@@ -141,21 +141,46 @@ def locked(path: Path, timeout: float) -> Iterator[None]:
         LockTimeoutError: the lock stayed taken for ``timeout`` seconds.
         StoreError: the lock file could not be opened.
     """
-    make_private_dir(path.parent)
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as ex:
-        raise StoreError(f"Cannot open the lock {path}: {ex.strerror}") from ex
+    descriptor = _open_lock(path)
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as ex:
-                if time.monotonic() >= deadline:
-                    raise LockTimeoutError(f"Timed out after {timeout:g} s waiting for the lock {path}") from ex
-                time.sleep(LOCK_POLL_SECONDS)
+        while not _flock_now(descriptor):
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(f"Timed out after {timeout:g} s waiting for the lock {path}")
+            time.sleep(LOCK_POLL_SECONDS)
         yield
     finally:
         os.close(descriptor)
+
+
+def try_lock(path: Path) -> int | None:
+    """Take an exclusive flock on ``path`` (created 0600) without waiting.
+
+    Returns the open descriptor that holds it (closing it releases the
+    lock), or None when someone else holds it.
+
+    Raises:
+        StoreError: the lock file could not be opened.
+    """
+    descriptor = _open_lock(path)
+    if _flock_now(descriptor):
+        return descriptor
+    os.close(descriptor)
+    return None
+
+
+def _open_lock(path: Path) -> int:
+    make_private_dir(path.parent)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as ex:
+        raise StoreError(f"Cannot open the lock {path}: {ex.strerror}") from ex
+
+
+def _flock_now(descriptor: int) -> bool:
+    """Take the exclusive flock of ``descriptor`` if it is free; tell whether it was."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

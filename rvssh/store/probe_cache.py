@@ -19,18 +19,16 @@ Nothing here runs a probe; the caller passes the function that does.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from rvssh.files import locked, make_private_dir, read_json, write_json_atomic
+from rvssh.files import locked, make_private_dir, read_json, try_lock, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -117,16 +115,9 @@ class ProbeCache:
         entry = {"master": vars(master), "query": list(query), "probed_at": probed_at, "answer": answer}
         write_json_atomic(self._path(master, query), entry)
 
-    @contextmanager
-    def probing(self, master: MasterIdentity, query: tuple[str, ...], timeout: float | None = None) -> Iterator[None]:
-        """Hold the right to probe ``query`` on ``master`` (across threads, workers and processes).
-
-        Raises:
-            LockTimeoutError: another caller probed it for longer than the timeout.
-        """
-        lock = self._path(master, query).with_suffix(".lock")
-        with locked(lock, self._lock_timeout if timeout is None else timeout):
-            yield
+    def _lock_path(self, master: MasterIdentity, query: tuple[str, ...]) -> Path:
+        """The lock held by whoever probes ``query`` on ``master`` (across threads, workers and processes)."""
+        return self._path(master, query).with_suffix(".lock")
 
     def answer(
         self, master: MasterIdentity, query: tuple[str, ...], probe: Callable[[], dict[str, Any]], refresh: bool = False
@@ -144,7 +135,8 @@ class ProbeCache:
         kept = self.read(master, query, not_before)
         if kept is not None:
             return kept
-        with self.probing(master, query):
+        # LockTimeoutError: another caller probed it for longer than the lock timeout.
+        with locked(self._lock_path(master, query), self._lock_timeout):
             # Whoever held the lock may have just written what we need.
             kept = self.read(master, query, not_before)
             if kept is not None:
@@ -163,10 +155,11 @@ class ProbeCache:
         """
         if self._max_age <= 0 or self.read(master, query) is not None:
             return None
-        lock = self._path(master, query).with_suffix(".lock")
-        make_private_dir(lock.parent)
-        claim = ProbeClaim.take(lock)
-        if claim is not None and self.read(master, query) is not None:
+        descriptor = try_lock(self._lock_path(master, query))
+        if descriptor is None:
+            return None
+        claim = ProbeClaim(descriptor)
+        if self.read(master, query) is not None:
             claim.release()
             return None
         return claim
@@ -181,17 +174,6 @@ class ProbeClaim:
 
     def __init__(self, descriptor: int) -> None:
         self._descriptor: int | None = descriptor
-
-    @classmethod
-    def take(cls, path: Path) -> "ProbeClaim | None":
-        """Return a claim on ``path``'s flock, or None when someone holds it."""
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            return None
-        return cls(descriptor)
 
     def release(self) -> None:
         """Give the lock up (closing the descriptor releases the flock)."""
