@@ -21,14 +21,12 @@ saved-connections store can seal them and remove the old copies.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rvssh.errors import StoreError
-from rvssh.files import make_private_dir, read_json
+from rvssh.files import create_file_once, read_json
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -129,23 +127,9 @@ class FileKey:
         if existing is not None:
             return existing
         key = _new_key()
-        make_private_dir(self._path.parent)
-        descriptor, temp_name = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(key + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            # A hard link creates the name only if it does not exist yet.
-            os.link(temp_name, self._path)
-        except FileExistsError:
+        if not create_file_once(self._path, key + b"\n"):
             # Another process made it first: use that one.
             return _checked(self._path.read_bytes().strip(), str(self._path))
-        except OSError as ex:
-            raise StoreError(f"Failed to write {self._path}: {ex.strerror}") from ex
-        finally:
-            Path(temp_name).unlink(missing_ok=True)
         log.info("created the key of saved secrets in %s", self._path)
         return key
 
