@@ -35,16 +35,21 @@ RVSSH = "/api/rvssh"
 
 
 def create_app(
-    settings: Settings, services: Services | None = None, caller_uid: CallerResolver | None = None
+    settings: Settings,
+    services: Services | None = None,
+    caller_uid: CallerResolver | None = None,
+    token: str | None = None,
 ) -> falcon.App:
     """Build the WSGI app for ``settings``.
 
     Tests may pass their own ``services``, and ``caller_uid`` to say which
     account is calling (an in-process client has no socket the kernel could
     tell about); by default callers are identified as in http/callers.py.
+    ``token`` is the one ``rvssh serve`` printed; by default the settings'
+    or the state dir's.
     """
     services = services or build_services(settings)
-    token = serving_token(settings.token, settings.state_dir)
+    token = token if token is not None else serving_token(settings.token, settings.state_dir)
     router = falcon.routing.CompiledRouter()
     # The security checks run first: nothing is parsed for a refused request.
     security = SecurityMiddleware(settings, token, caller_uid)

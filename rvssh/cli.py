@@ -71,7 +71,7 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]
         services = build_services(self._settings)
         # One monitor per state dir watches and heals; every worker stands by for it.
         services.monitor.start()
-        return create_app(self._settings, services)
+        return create_app(self._settings, services, token=self._token)
 
 
 def start_line(settings: Settings, token: str) -> str:
