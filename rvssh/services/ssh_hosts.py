@@ -16,7 +16,7 @@ from rvssh.ssh.argv import SshCommon
 from rvssh.ssh.config_hosts import read_host_aliases
 from rvssh.ssh.errors import SshError
 from rvssh.ssh.resolve import resolve_destination
-from rvssh.ssh.sshconfig import DEFAULT_USER_CONFIGS
+from rvssh.ssh.sshconfig import included_configs
 from rvssh.ssh.stored_keys import expand_tilde
 
 # PERF: ``ssh -G`` takes a few milliseconds; a long config resolves in parallel.
@@ -29,7 +29,8 @@ class SshHostsService:
     def __init__(self, common: SshCommon, env: dict[str, str], user_config: Path | None) -> None:
         self._common = common
         self._env = env
-        self._configs = (user_config,) if user_config is not None else tuple(DEFAULT_USER_CONFIGS)
+        # The files rvssh's own ssh_config includes: the hosts listed are the hosts reachable.
+        self._configs = included_configs(user_config)
 
     def _resolve(self, alias: str) -> SshHostEntry:
         try:
@@ -46,7 +47,7 @@ class SshHostsService:
         Raises:
             RvsshError: a config file exists but cannot be read.
         """
-        found = read_host_aliases([expand_tilde(str(path)) for path in self._configs], expand_tilde("~"))
+        found = read_host_aliases([expand_tilde(path) for path in self._configs], expand_tilde("~"))
         with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
             hosts = list(pool.map(self._resolve, found.aliases))
         return SshHostsResponse(files=[str(path) for path in found.files], hosts=hosts)

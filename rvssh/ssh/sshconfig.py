@@ -22,6 +22,11 @@ from rvssh.files import write_bytes_atomic
 DEFAULT_USER_CONFIGS = ("~/.ssh/config", "/etc/ssh/ssh_config")
 
 
+def included_configs(user_config: Path | None) -> tuple[str, ...]:
+    """Return the config files rvssh's own ssh_config includes: ``user_config``, else what plain ssh reads."""
+    return (str(user_config),) if user_config is not None else DEFAULT_USER_CONFIGS
+
+
 def quote_config_value(value: str) -> str:
     """Quote a value for ssh_config, where ``%`` starts a token and spaces split words."""
     return '"' + value.replace("%", "%%") + '"'
@@ -74,8 +79,8 @@ def render_ssh_config(spec: SshConfigSpec, capture_file: Path | None = None) -> 
     ]
     if capture_file is not None:
         lines.append(f"    KnownHostsCommand {known_hosts_command(capture_file)}")
-    includes = (str(spec.user_config),) if spec.user_config is not None else DEFAULT_USER_CONFIGS
-    lines += [f"    Include {path if path.startswith('~') else quote_config_value(path)}" for path in includes]
+    lines += [f"    Include {path if path.startswith('~') else quote_config_value(path)}"
+              for path in included_configs(spec.user_config)]
     return "\n".join(lines) + "\n"
 
 
