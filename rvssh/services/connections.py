@@ -61,14 +61,17 @@ class ConnectionService:
         """Return whether a record's master process runs and its control socket is there."""
         return is_running(record.pid, record.started_at) and Path(record.control_path).exists()
 
+    def is_up(self, record: MasterRecord | None) -> bool:
+        """Return whether a record says its master is up and the master indeed runs."""
+        return record is not None and record.state == "up" and self.record_is_alive(record)
+
     def is_alive(self, target: Target) -> bool:
         """Return whether the master of ``target`` is running (cheap: its record and pid)."""
-        record = self._state.masters.get(target.connection_id)
-        return record is not None and record.state == "up" and self.record_is_alive(record)
+        return self.is_up(self._state.masters.get(target.connection_id))
 
     def entry(self, record: MasterRecord) -> ConnectionEntry:
         """Return the wire entry of a record, with its liveness now."""
-        connected = record.state == "up" and self.record_is_alive(record)
+        connected = self.is_up(record)
         return ConnectionEntry(
             key=record.connection_id,
             host=record.host,
@@ -88,7 +91,7 @@ class ConnectionService:
         """Return the record of a live connection, or raise 400/404 as the reference does."""
         target = parse_connection_id(connection_id)
         record = self._state.masters.get(target.connection_id)
-        if record is None or record.state != "up" or not self.record_is_alive(record):
+        if record is None or not self.is_up(record):
             raise NotFoundError(f"Connection not found or inactive: {connection_id}")
         return record
 
@@ -107,7 +110,7 @@ class ConnectionService:
         """
         record = self._state.masters.get(target.connection_id)
         # PERF: a live master needs no lock and no ssh: its record and pid say so.
-        if record is not None and record.state == "up" and self.record_is_alive(record):
+        if record is not None and self.is_up(record):
             return self.entry(record)
         with self._state.lock(target.connection_id):
             previous = self._state.masters.get(target.connection_id)
