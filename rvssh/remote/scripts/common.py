@@ -81,6 +81,18 @@ def home_dir() -> str:
     return os.path.expanduser("~")
 
 
+def rvssh_cache(*parts: str) -> str:
+    """Return a path under ``~/.cache/rvssh``, rvssh's own folder on the server."""
+    return os.path.join(home_dir(), ".cache", "rvssh", *parts)
+
+
+def make_private_dirs(path: str) -> None:
+    """Make the folder ``path`` under rvssh_cache(); it and ``~/.cache/rvssh`` are kept 0700."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    os.chmod(rvssh_cache(), 0o700)
+
+
 def resolve_user_path(path: str) -> str:
     """Return ``path`` absolute: ``~``/``~/`` expanded, relative paths under $HOME.
 

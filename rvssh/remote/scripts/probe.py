@@ -573,13 +573,17 @@ def describe_envs(envs: "List[Env]") -> None:
     # PERF: plain threads, imported only when needed (4 ms); concurrent.futures
     # would also import logging (7 ms of a 25 ms probe).
     import threading
-    for start in range(0, len(pending), INTERPRETER_WORKERS):
-        threads = [threading.Thread(target=describe_by_running, args=(env,))
-                   for env in pending[start:start + INTERPRETER_WORKERS]]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    queue = iter(pending)  # shared: each worker takes the next env as soon as it is free
+
+    def work() -> None:
+        for env in queue:
+            describe_by_running(env)
+
+    threads = [threading.Thread(target=work) for _ in range(min(INTERPRETER_WORKERS, len(pending)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 # --- storage root ----------------------------------------------------------------
@@ -724,7 +728,7 @@ def import_memo_path(python: str) -> str:
     """Return where a successful import of runicorn by ``python`` is remembered."""
     import hashlib
     name = hashlib.sha1(python.encode("utf-8", "surrogateescape")).hexdigest()
-    return os.path.join(home_dir(), ".cache", "rvssh", "imports", name + ".json")
+    return rvssh_cache("imports", name + ".json")
 
 
 def remembered_import(python: str, signature: "List[Any]") -> "Optional[str]":
@@ -745,10 +749,7 @@ def remember_import(python: str, signature: "List[Any]", version: str) -> None:
     path = import_memo_path(python)
     temp = "%s.%d.tmp" % (path, os.getpid())
     try:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        for private in (folder, os.path.dirname(folder)):  # ~/.cache/rvssh, as viewer.py keeps it
-            os.chmod(private, 0o700)
+        make_private_dirs(os.path.dirname(path))
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump({"python": to_text(python), "signature": sanitize(signature), "version": version}, handle)

@@ -31,14 +31,7 @@ def check_session_id(session_id):
 
 
 def session_dir(session_id):
-    base = os.path.join(os.path.expanduser("~"), ".cache", "rvssh")
-    return os.path.join(base, "viewers", session_id)
-
-
-def make_private_dirs(path):
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    os.chmod(os.path.dirname(os.path.dirname(path)), 0o700)
+    return rvssh_cache("viewers", session_id)
 
 
 def log_tail(session_id):
