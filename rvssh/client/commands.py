@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from rvssh.client.api import Client
 from rvssh.client.destination import Destination, parse_destination
-from rvssh.client.errors import ClientError, UsageError
+from rvssh.client.errors import EXIT_FAILED, ClientError, UsageError
 from rvssh.client.open_viewer import OpenRequest, ViewerOpener, watch
 from rvssh.client.tables import format_hosts, format_status, one_line
 from rvssh.client.terminal import TerminalPerson
@@ -152,7 +152,7 @@ def run_stop(args: argparse.Namespace, settings: Settings, output: Output) -> in
             failures += _attempt(output, lambda: client.disconnect(connection["host"], connection["port"],
                                                                    connection["username"]),
                                  f"Closed the connection {connection['key']}.")
-    return 1 if failures else EXIT_OK
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _attempt(output: Output, action: Callable[[], Any], done: str) -> int:
@@ -161,7 +161,7 @@ def _attempt(output: Output, action: Callable[[], Any], done: str) -> int:
         action()
     except ClientError as ex:
         output.say(f"rvssh: {one_line(ex.message)}")
-        return 1
+        return EXIT_FAILED
     output.say(done)
     return 0
 
@@ -192,7 +192,7 @@ def run_command(args: argparse.Namespace, settings: Settings, output: Output | N
         return COMMANDS[args.command](args, settings, output)
     except RvsshError as ex:
         output.say(f"rvssh: {one_line(ex.message)}")
-        return ex.exit_status if isinstance(ex, ClientError) else 1
+        return ex.exit_status if isinstance(ex, ClientError) else EXIT_FAILED
     except KeyboardInterrupt:
         output.say("rvssh: interrupted")
         return EXIT_INTERRUPTED

@@ -21,7 +21,7 @@ from rvssh.client.api import Client
 from rvssh.client.destination import Destination
 from rvssh.client.errors import ApiError, ClientError
 from rvssh.client.login import Login, Person
-from rvssh.client.tables import one_line
+from rvssh.client.tables import session_note
 from rvssh.client.terminal import environment_label
 
 Say = Callable[[str], None]
@@ -65,7 +65,7 @@ def install_hint(envs: Sequence[Mapping[str, Any]], host: str) -> str:
 
 def describe_session(session: Mapping[str, Any]) -> str:
     """Return a session's state in plain words, for the line printed when it changes."""
-    note = one_line(session.get("error")) or one_line(session.get("message"))
+    note = session_note(session)
     return f"Viewer {session['sessionId']}: {session['status']}" + (f": {note}" if note else "")
 
 

@@ -33,8 +33,13 @@ def one_line(text: str | None) -> str:
     return " | ".join(part.strip() for part in (text or "").splitlines() if part.strip())
 
 
+def session_note(session: Mapping[str, Any]) -> str:
+    """Return what a session says of itself (its error, else its message), on one line."""
+    return one_line(session.get("error")) or one_line(session.get("message"))
+
+
 def _session_row(session: Mapping[str, Any]) -> list[str]:
-    note = one_line(session.get("error")) or one_line(session.get("message"))
+    note = session_note(session)
     return [
         session["sessionId"],
         session["connectionId"],

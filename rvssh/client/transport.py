@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from rvssh.client.errors import ClientError
 from rvssh.errors import RvsshError
+from rvssh.http.binding import WILDCARD_BINDS
 from rvssh.settings import Settings
 from rvssh.store.token import WRONG_TOKEN, read_token
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0
 # A viewer start may take connect_timeout + viewer_ready_timeout and more; the server has its own limits.
 REQUEST_TIMEOUT = 600.0
-WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ def _decode(payload: bytes, content_type: str) -> Any:
         return None
 
 
+def _refuses_token(status: int, answer: Any) -> bool:
+    """Tell whether an answer is rvssh's 401 for a missing or wrong token."""
+    return status == 401 and isinstance(answer, dict) and answer.get("detail") == WRONG_TOKEN
+
+
 class HttpTransport:
     """Speak HTTP to ``rvssh serve`` at ``host:port``.
 
@@ -72,11 +77,10 @@ class HttpTransport:
     account's requests without it.
     """
 
-    def __init__(self, host: str, port: int, settings: Settings, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, host: str, port: int, settings: Settings) -> None:
         self._host = host
         self._port = port
         self._settings = settings
-        self._timeout = timeout
         self._token = settings.token
         self._authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.base_url = f"http://{self._authority}"
@@ -111,16 +115,16 @@ class HttpTransport:
         target = f"{path}?{urlencode(query)}" if query else path
         data = json.dumps(body).encode("utf-8") if body is not None else None
         try:
-            status, headers, answer = self._send(method, target, data, self._timeout)
+            status, headers, answer = self._send(method, target, data, REQUEST_TIMEOUT)
             asks_token = status == 401 and "bearer" in headers.get("www-authenticate", "").lower()
-            if asks_token and self._token is None and isinstance(answer, dict) and answer.get("detail") == WRONG_TOKEN:
+            if asks_token and self._token is None and _refuses_token(status, answer):
                 self._token = self._token_from_state_dir()
-                status, headers, answer = self._send(method, target, data, self._timeout)
+                status, headers, answer = self._send(method, target, data, REQUEST_TIMEOUT)
         except OSError as ex:
             raise ClientError(f"{self.description} did not answer: {ex.strerror or ex}") from ex
         except http.client.HTTPException as ex:
             raise ClientError(f"{self.description} broke off its answer ({type(ex).__name__})") from ex
-        if status == 401 and isinstance(answer, dict) and answer.get("detail") == WRONG_TOKEN:
+        if _refuses_token(status, answer):
             raise ClientError(f"{self.description} refused the token (does it use another state directory "
                               f"than {self._settings.state_dir}? set RVSSH_STATE_DIR or RVSSH_TOKEN)")
         return Reply(status, answer)
@@ -152,14 +156,14 @@ class InProcessTransport:
     ``rvssh serve`` would.
     """
 
-    def __init__(self, settings: Settings, watch: bool = False, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, watch: bool = False) -> None:
         # PERF: the app is imported only when no rvssh serve answers.
         import falcon.testing
 
         from rvssh.app import create_app
         from rvssh.services.container import build_services
 
-        self._services = build_services(settings, environ)
+        self._services = build_services(settings)
         app = create_app(settings, self._services, caller_uid=this_account)
         self._client = falcon.testing.TestClient(app, headers={"Host": "127.0.0.1"})
         self.description = f"rvssh in this process (state in {settings.state_dir})"
@@ -180,10 +184,12 @@ class InProcessTransport:
 def serve_address(settings: Settings) -> tuple[str, int]:
     """Return where to reach ``rvssh serve`` of ``settings``: its bind, a wildcard bind as loopback."""
     host = settings.bind_host
-    return WILDCARD_HOSTS.get(host, host), settings.bind_port
+    if host in WILDCARD_BINDS:
+        host = "::1" if ":" in host else "127.0.0.1"
+    return host, settings.bind_port
 
 
-def open_transport(settings: Settings, watch: bool = False, environ: Mapping[str, str] | None = None) -> Transport:
+def open_transport(settings: Settings, watch: bool = False) -> Transport:
     """Return the transport to ``rvssh serve`` when it answers at the bind, else the app in process."""
     host, port = serve_address(settings)
     served = HttpTransport(host, port, settings)
@@ -191,4 +197,4 @@ def open_transport(settings: Settings, watch: bool = False, environ: Mapping[str
         log.debug("using %s", served.description)
         return served
     log.debug("no rvssh serve answers at %s; working in process", served.base_url)
-    return InProcessTransport(settings, watch=watch, environ=environ)
+    return InProcessTransport(settings, watch=watch)

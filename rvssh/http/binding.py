@@ -13,7 +13,10 @@ import ipaddress
 
 from rvssh.settings import Settings
 
-__all__ = ["bind_problem", "is_loopback_name"]
+__all__ = ["WILDCARD_BINDS", "bind_problem", "is_loopback_name"]
+
+# Binds that listen on every address (of which loopback is one).
+WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 
 
 @functools.lru_cache(maxsize=1024)

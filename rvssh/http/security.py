@@ -36,7 +36,7 @@ from typing import Iterable
 
 import falcon
 
-from rvssh.http.binding import is_loopback_name
+from rvssh.http.binding import WILDCARD_BINDS, is_loopback_name
 from rvssh.http.callers import CallerResolver, resolver_for
 from rvssh.store.token import WRONG_TOKEN
 from rvssh.settings import Settings
@@ -47,7 +47,6 @@ MAX_BODY_BYTES = 1024 * 1024
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
-WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 TOKEN_COOKIE = "rvssh_token"
 PAGE_PATH = "/"
 WRONG_URL_TOKEN = "Wrong token in the address: open the URL that rvssh serve printed"
