@@ -150,9 +150,10 @@ def http_get_bytes(port: int, path: str, timeout: float = 60.0) -> int:
         connection.close()
 
 
-def health_ok(port: int) -> bool:
+def health_ok(port: int, timeout: float = 2.0) -> bool:
+    """Return whether ``port`` answers ``/api/health`` with 200 and status ok."""
     try:
-        status, body = http_call(port, "GET", "/api/health", timeout=2.0)
+        status, body = http_call(port, "GET", "/api/health", timeout=timeout)
     except OSError:
         return False
     return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
