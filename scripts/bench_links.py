@@ -31,11 +31,13 @@ from benchkit import (
     BenchBed,
     Sample,
     Server,
+    env_for,
     health_ok,
     http_call,
     log,
     post_viewer_start,
     run_as_user,
+    target_body,
     wait_until,
 )
 from tests.netbed import NetnsBed
@@ -84,9 +86,8 @@ def stores(bench: "Bench") -> Path:
 
 def start_viewer(bench: "Bench", server: Server, bed: BenchBed) -> dict[str, Any]:
     bench.trust(server, bed)
-    body: dict[str, Any] = {"host": bed.host, "port": bed.port, "username": bed.user, "use_agent": True,
-                            "remote_root": str(stores(bench) / uuid.uuid4().hex[:6])}
-    session = post_viewer_start(server, body, bench.runicorn_env.get(server.name, "runicorn"), timeout=120)
+    body = {**target_body(bed), "use_agent": True, "remote_root": str(stores(bench) / uuid.uuid4().hex[:6])}
+    session = post_viewer_start(server, body, env_for(bench.runicorn_env, server), timeout=120)
     wait_until(lambda: health_ok(session["localPort"], timeout=1.0), 60, f"{server.name}'s viewer never answered")
     return session
 
