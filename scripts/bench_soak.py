@@ -79,7 +79,7 @@ class SoakedServer:
             self.call("POST", "/api/remote/viewer/stop", {"session_id": session["sessionId"]})
 
     def config(self) -> None:
-        env = self.bench.runicorn_env.get(self.server.name, "system")
+        env = env_for(self.bench.runicorn_env, self.server)
         connection = f"{self.bed.user}@{self.bed.host}:{self.bed.port}"
         self.call("GET", "/api/remote/config?" + urllib.parse.urlencode({"connection_id": connection,
                                                                           "conda_env": env}))
