@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, start_rvssh, stop_rvssh, settings_for
+from tests.integration.rvssh_fixtures import Rvssh, rvssh_for
 from tests.netbed import NetnsBed
 from tests.sshbed import TEST_HOME, SshBed, _descendants, run_as_user, session_viewer_pids, wait_until
 
@@ -254,13 +254,11 @@ def netns_bed(sshbed: SshBed) -> Iterator[NetnsBed]:
 
 @pytest.fixture
 def netns_rvssh(netns_bed: NetnsBed, state_dir: Path, runicorn_python: Path) -> Iterator[Rvssh]:
-    netns_bed.user_known_hosts.write_text(netns_bed.known_hosts_text())
-    instance = start_rvssh(settings_for(state_dir, netns_bed), netns_bed)
-    try:
-        yield instance
-    finally:
-        netns_bed.link_up()
-        stop_rvssh(instance)
+    with rvssh_for(netns_bed, state_dir, key_known=True) as instance:
+        try:
+            yield instance
+        finally:
+            netns_bed.link_up()
 
 
 def test_a_link_down_and_up_again_serves_the_same_port_within_seconds(netns_rvssh: Rvssh) -> None:
