@@ -41,7 +41,6 @@ from benchkit import (
     wait_until,
 )
 from tests.netbed import NetnsBed
-from tests.sshbed import _descendants
 
 if TYPE_CHECKING:
     from bench import Bench
@@ -125,8 +124,7 @@ class Reads:
 
 def freeze(bench: "Bench", server: Server, bed: BenchBed) -> dict[str, Any]:
     session = start_viewer(bench, server, bed)
-    assert bed._sshd is not None
-    frozen = _descendants(bed._sshd.pid)
+    frozen = bed.connection_pids()
     log(f"links: {server.name}: freezing {len(frozen)} sshd processes for {bench.reps['link_hold']:g} s")
     with Reads(server) as reads:
         for pid in frozen:

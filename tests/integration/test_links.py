@@ -29,7 +29,7 @@ import pytest
 
 from tests.integration.rvssh_fixtures import Rvssh, rvssh_for
 from tests.netbed import NetnsBed
-from tests.sshbed import TEST_HOME, SshBed, _descendants, run_as_user, session_viewer_pids, wait_until
+from tests.sshbed import TEST_HOME, SshBed, run_as_user, session_viewer_pids, wait_until
 
 STORES = f"{TEST_HOME}/rv-link-stores"
 READS = ("/api/remote/sessions", "/api/remote/status", "/api/remote/viewer/sessions")
@@ -137,12 +137,6 @@ def master_pid(rvssh: Rvssh) -> int:
     return rvssh.services.masters.check(rvssh.target) or pytest.fail(f"no master for {record.key}")
 
 
-def server_children(bed: SshBed) -> list[int]:
-    """Return the sshd processes that serve open connections (not the listener)."""
-    assert bed._sshd is not None
-    return _descendants(bed._sshd.pid)
-
-
 def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer_rvssh: Rvssh) -> None:
     session = start_viewer(viewer_rvssh)
     with ReadWatch(viewer_rvssh, session["sessionId"]) as reads:
@@ -156,7 +150,7 @@ def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer
 def test_a_frozen_server_past_the_keepalive_window_heals(viewer_rvssh: Rvssh) -> None:
     bed = viewer_rvssh.bed
     session = start_viewer(viewer_rvssh)
-    frozen = server_children(bed)
+    frozen = bed.connection_pids()
     assert frozen
     window = viewer_rvssh.settings.server_alive_interval * viewer_rvssh.settings.server_alive_count_max
     with ReadWatch(viewer_rvssh, session["sessionId"]) as reads:
