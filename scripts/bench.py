@@ -68,6 +68,7 @@ from benchkit import (
     end_pids,
     ensure_reference,
     ensure_runicorn_venv,
+    env_for,
     expect,
     free_port,
     health_ok,
@@ -75,7 +76,9 @@ from benchkit import (
     log,
     run_as_user,
     make_workspace,
+    post_viewer_start,
     rss_kb,
+    target_body,
     timed,
     tree,
     user_pids_mentioning,
@@ -86,11 +89,6 @@ from bench_report import as_json, render
 from bench_scale import run_scale
 from bench_soak import run_soak
 from tests.golden_calls import GOLDEN_UI_CALLS, substitute
-
-
-def target_body(bed: SshBed, port: int | None = None) -> dict[str, Any]:
-    """Return the host, port and user of the bed (on one of its ports)."""
-    return {"host": bed.host, "port": port or bed.port, "username": bed.user}
 
 
 def run_as_user_quiet(argv: list[str]) -> None:
@@ -119,8 +117,7 @@ class Bench:
         self._sampling = threading.Event()
         self._shared_log_dir_existed = SHARED_VIEWER_LOGS.exists()
         # Server name -> the environment (as that server names it) holding
-        # runicorn; servers absent here use "system" (the reference's system
-        # python is the first python3 on PATH: the runicorn venv).
+        # runicorn, found by trust(); env_for gives the one to use.
         self.runicorn_env: dict[str, str] = {}
         self.cpu_ops: dict[str, dict[str, float]] = {}
         self.ui_calls: dict[str, list[tuple[str, float]]] = {}
@@ -321,7 +318,7 @@ class Bench:
         expect(server.call("GET", f"/api/remote/conda-envs?{query}"), f"{server.name} conda-envs")
 
     def config(self, server: Server, env: str | None = None, refresh: bool = False) -> dict[str, Any]:
-        env = env or self.runicorn_env.get(server.name, "system")
+        env = env or env_for(self.runicorn_env, server)
         params = {"connection_id": self.connection_id, "conda_env": env}
         if refresh:
             params["refresh"] = "true"
@@ -341,10 +338,7 @@ class Bench:
     def viewer_start(self, server: Server) -> dict[str, Any]:
         assert self.ws is not None
         body = {**self.connect_body, "remote_root": str(self.ws.storage)}
-        if server.name in self.runicorn_env:
-            body["conda_env"] = self.runicorn_env[server.name]
-        answer = expect(server.call("POST", "/api/remote/viewer/start", body, timeout=120), f"{server.name} viewer/start")
-        session = answer["session"]
+        session = post_viewer_start(server, body, env_for(self.runicorn_env, server), timeout=120)
         wait_until(lambda: health_ok(session["localPort"]), 60, f"{server.name} viewer never answered", interval=0.01)
         return session
 
@@ -672,7 +666,7 @@ class Bench:
         mapping: dict[Any, Any] = {
             2593: self.bed.port, "127.0.0.1:2593": f"127.0.0.1:{self.bed.port}",
             "127_0_0_1_2593": f"127_0_0_1_{self.bed.port}", "rvui-e2e-data": "rv-ui-data",
-            "rvui-e2e": self.runicorn_env.get(server.name, "system"), "rvui": self.bed.user,
+            "rvui-e2e": env_for(self.runicorn_env, server), "rvui": self.bed.user,
             "rvui@": f"{self.bed.user}@", "srv_rvui_": f"srv_{self.bed.user}_",
             "/home/user": str(pwd.getpwnam(TEST_USER).pw_dir),
         }

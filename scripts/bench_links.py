@@ -26,9 +26,21 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchkit import REFERENCE, BenchBed, Sample, Server, http_call, log, post_viewer_start, run_as_user, wait_until
+from benchkit import (
+    REFERENCE,
+    BenchBed,
+    Sample,
+    Server,
+    env_for,
+    health_ok,
+    http_call,
+    log,
+    post_viewer_start,
+    run_as_user,
+    target_body,
+    wait_until,
+)
 from tests.netbed import NetnsBed
-from tests.sshbed import _descendants
 
 if TYPE_CHECKING:
     from bench import Bench
@@ -73,20 +85,10 @@ def stores(bench: "Bench") -> Path:
 
 def start_viewer(bench: "Bench", server: Server, bed: BenchBed) -> dict[str, Any]:
     bench.trust(server, bed)
-    body: dict[str, Any] = {"host": bed.host, "port": bed.port, "username": bed.user, "use_agent": True,
-                            "remote_root": str(stores(bench) / uuid.uuid4().hex[:6])}
-    session = post_viewer_start(server, body, bench.runicorn_env.get(server.name, "runicorn"), timeout=120)
-    wait_until(lambda: serves(session), 60, f"{server.name}'s viewer never answered")
+    body = {**target_body(bed), "use_agent": True, "remote_root": str(stores(bench) / uuid.uuid4().hex[:6])}
+    session = post_viewer_start(server, body, env_for(bench.runicorn_env, server), timeout=120)
+    wait_until(lambda: health_ok(session["localPort"], timeout=1.0), 60, f"{server.name}'s viewer never answered")
     return session
-
-
-def serves(session: dict[str, Any]) -> bool:
-    """Return whether the session's local port serves its viewer (health ok for its storage root)."""
-    try:
-        status, body = http_call(session["localPort"], "GET", "/api/health", timeout=1.0)
-    except OSError:
-        return False
-    return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
 
 
 class Reads:
@@ -122,8 +124,7 @@ class Reads:
 
 def freeze(bench: "Bench", server: Server, bed: BenchBed) -> dict[str, Any]:
     session = start_viewer(bench, server, bed)
-    assert bed._sshd is not None
-    frozen = _descendants(bed._sshd.pid)
+    frozen = bed.connection_pids()
     log(f"links: {server.name}: freezing {len(frozen)} sshd processes for {bench.reps['link_hold']:g} s")
     with Reads(server) as reads:
         for pid in frozen:
@@ -161,7 +162,7 @@ def down_and_up(bench: "Bench", server: Server, bed: LinkBed) -> dict[str, Any]:
 def back_within(session: dict[str, Any], since: float) -> float | None:
     """Return how long after ``since`` the session's port serves again, or None past the limit."""
     try:
-        wait_until(lambda: serves(session), BACK_LIMIT, "not back", interval=0.05)
+        wait_until(lambda: health_ok(session["localPort"], timeout=1.0), BACK_LIMIT, "not back", interval=0.05)
     except TimeoutError:
         return None
     return time.monotonic() - since

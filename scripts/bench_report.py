@@ -209,12 +209,12 @@ def link_rows(bench: "Bench") -> list[str]:
     return [
         f"| link frozen: reads (sessions, status, viewer/sessions) p99 | {reads.n}/{ref_reads.n if ref_reads else '–'} "
         f"| {ms(reads.p99)} | median {ms(reads.median)} | "
-        f"{f'p99 {ms(ref_reads.p99)}' if ref_reads else '–'}{(ref or {}).get('reads_note', '')} | | ≤ 50 ms | "
+        f"{f'p99 {ms(ref_reads.p99)}' if ref_reads else '–'} | | ≤ 50 ms | "
         f"{yes_no(reads.p99 <= 50)} | |",
         f"| link down and up: from the link's return to the tunnel serving | | "
         f"{'never' if back is None else f'{back:.2f} s'} | | "
         f"{'never (within the limit)' if ref and ref_back is None else (f'{ref_back:.2f} s' if ref_back is not None else '–')}"
-        f"{(ref or {}).get('back_note', '')} | | ≤ 5 s | {yes_no(back is not None and back <= 5)} | |",
+        f" | | ≤ 5 s | {yes_no(back is not None and back <= 5)} | |",
     ]
 
 

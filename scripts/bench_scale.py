@@ -22,6 +22,7 @@ from benchkit import (
     BenchBed,
     Sample,
     Server,
+    env_for,
     free_port,
     health_ok,
     http_call,
@@ -29,6 +30,7 @@ from benchkit import (
     log,
     rss_kb,
     run_as_user,
+    target_body,
     timed,
     wait_until,
 )
@@ -129,7 +131,7 @@ def measure(bench: "Bench", server: Server, targets: list[tuple[ScaleBed, int]],
         http_call(server.port, "POST", "/api/remote/viewer/stop", {"session_id": session["sessionId"]}, timeout=60)
     for bed, port in targets:
         http_call(server.port, "POST", "/api/remote/disconnect",
-                  {"host": bed.host, "port": port, "username": bed.user}, timeout=60)
+                  target_body(bed, port), timeout=60)
     # The servers close what they held as their children are reaped: wait until the count settles.
     settled = wait_until(lambda: stable_fds(server), 30, f"{server.name}'s open files do not settle", interval=0.5)
     log(f"  fds {fds_before} / {fds_during} / {settled[0]}; {per_connection:.1f} MB per connection")
@@ -139,9 +141,8 @@ def measure(bench: "Bench", server: Server, targets: list[tuple[ScaleBed, int]],
 
 def start_viewer(bench: "Bench", server: Server, bed: ScaleBed, port: int, index: int) -> dict[str, Any]:
     assert bench.ws is not None
-    body: dict[str, Any] = {"host": bed.host, "port": port, "username": bed.user, "use_agent": True,
-                            "remote_root": str(bench.ws.root / "scale" / str(index))}
-    session = post_viewer_start(server, body, bench.runicorn_env.get(server.name, "runicorn"), timeout=300,
+    body = {**target_body(bed, port), "use_agent": True, "remote_root": str(bench.ws.root / "scale" / str(index))}
+    session = post_viewer_start(server, body, env_for(bench.runicorn_env, server), timeout=300,
                                 where=f" on port {port}")
     wait_until(lambda: health_ok(session["localPort"]), 120, f"{server.name} viewer {index} never answered")
     return session

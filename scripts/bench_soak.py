@@ -23,7 +23,17 @@ import urllib.parse
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
-from benchkit import REFERENCE, BenchBed, Server, http_call, log, run_as_user
+from benchkit import (
+    REFERENCE,
+    BenchBed,
+    Server,
+    env_for,
+    http_call,
+    log,
+    run_as_user,
+    target_body,
+    viewer_start_body,
+)
 
 if TYPE_CHECKING:
     from bench import Bench
@@ -59,10 +69,8 @@ class SoakedServer:
 
     def start_viewer(self, tag: str) -> dict[str, Any] | None:
         assert self.bench.ws is not None
-        body: dict[str, Any] = {"host": self.bed.host, "port": self.bed.port, "username": self.bed.user,
-                                "use_agent": True, "remote_root": str(self.bench.ws.root / "soak" / tag)}
-        if self.server.kind == "rvssh":
-            body["conda_env"] = self.bench.runicorn_env.get(self.server.name, "runicorn")
+        body = {**target_body(self.bed), "use_agent": True, "remote_root": str(self.bench.ws.root / "soak" / tag)}
+        body = viewer_start_body(self.server, body, env_for(self.bench.runicorn_env, self.server))
         answer = self.call("POST", "/api/remote/viewer/start", body)
         return answer["session"] if answer else None
 
@@ -71,7 +79,7 @@ class SoakedServer:
             self.call("POST", "/api/remote/viewer/stop", {"session_id": session["sessionId"]})
 
     def config(self) -> None:
-        env = self.bench.runicorn_env.get(self.server.name, "system")
+        env = env_for(self.bench.runicorn_env, self.server)
         connection = f"{self.bed.user}@{self.bed.host}:{self.bed.port}"
         self.call("GET", "/api/remote/config?" + urllib.parse.urlencode({"connection_id": connection,
                                                                           "conda_env": env}))

@@ -117,14 +117,36 @@ def http_call(port: int, method: str, path: str, body: Any = None, timeout: floa
         connection.close()
 
 
+def target_body(bed: SshBed, port: int | None = None) -> dict[str, Any]:
+    """Return the host, port and user of the bed (on one of its ports)."""
+    return {"host": bed.host, "port": port or bed.port, "username": bed.user}
+
+
+def env_for(runicorn_env: dict[str, str], server: Server) -> str:
+    """Return the environment holding runicorn, as ``server`` names it.
+
+    ``runicorn_env`` is what ``Bench.trust`` found in rvssh's conda-envs on the
+    main bed; an rvssh it did not ask (on a bed of its own) is given the
+    runicorn venv by its name, the reference "system" (its system python is
+    the first python3 on PATH: the runicorn venv).
+    """
+    if server.name in runicorn_env:
+        return runicorn_env[server.name]
+    return RUNICORN_VENV.name if server.kind == "rvssh" else "system"
+
+
+def viewer_start_body(server: Server, body: dict[str, Any], conda_env: str) -> dict[str, Any]:
+    """Return ``body`` for viewer/start: rvssh is told the environment, the reference finds its own."""
+    return {**body, "conda_env": conda_env} if server.kind == "rvssh" else body
+
+
 def post_viewer_start(server: Server, body: dict[str, Any], conda_env: str, timeout: float, where: str = "") -> Any:
     """POST viewer/start and return its session; rvssh is told the environment, the reference finds its own.
 
     Raises:
         RuntimeError: the server did not answer 200 (its status and the start of its answer are in the message).
     """
-    if server.kind == "rvssh":
-        body = {**body, "conda_env": conda_env}
+    body = viewer_start_body(server, body, conda_env)
     status, answer = http_call(server.port, "POST", "/api/remote/viewer/start", body, timeout=timeout)
     if status != 200:
         raise RuntimeError(f"{server.name} viewer/start{where}: HTTP {status}: {str(answer)[:300]}")
@@ -150,9 +172,10 @@ def http_get_bytes(port: int, path: str, timeout: float = 60.0) -> int:
         connection.close()
 
 
-def health_ok(port: int) -> bool:
+def health_ok(port: int, timeout: float = 2.0) -> bool:
+    """Return whether ``port`` answers ``/api/health`` with 200 and status ok."""
     try:
-        status, body = http_call(port, "GET", "/api/health", timeout=2.0)
+        status, body = http_call(port, "GET", "/api/health", timeout=timeout)
     except OSError:
         return False
     return status == 200 and isinstance(body, dict) and body.get("status") == "ok"

@@ -614,15 +614,18 @@ class SshBed:
         password) from the process serving it, which may outlive the client
         by a moment.
         """
-        assert self._sshd is not None
-        sshd = self._sshd
-        wait_until(lambda: not _descendants(sshd.pid), timeout, "sshd still serves a connection",
+        wait_until(lambda: not self.connection_pids(), timeout, "sshd still serves a connection",
                    context=self._log_tail)
 
     def drop_connections(self) -> None:
         """End every open ssh connection while sshd keeps listening."""
         if self._sshd is not None:
-            _end_pids(_descendants(self._sshd.pid))
+            _end_pids(self.connection_pids())
+
+    def connection_pids(self) -> list[int]:
+        """Return the sshd processes that serve open connections (not the listener)."""
+        assert self._sshd is not None
+        return _descendants(self._sshd.pid)
 
     # -- observations ------------------------------------------------------
 

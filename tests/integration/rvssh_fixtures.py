@@ -21,6 +21,8 @@ from tests.sshbed import SshBed
 
 # The app answers only requests addressed to a loopback name (issue #5).
 LOOPBACK_HOST = {"Host": "127.0.0.1"}
+# The fields of a 409's host_key that known-hosts/accept takes back.
+ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
 
 
 @dataclass
@@ -48,12 +50,7 @@ class Rvssh:
         """Go through the 409 → accept flow once, as the Runicorn UI does."""
         response = self.client.simulate_post("/api/remote/connect", json=self.connect_body())
         if response.status_code == 409:
-            key = response.json["detail"]["host_key"]
-            accepted = self.client.simulate_post(
-                "/api/remote/known-hosts/accept",
-                json={name: key[name] for name in ("host", "port", "key_type", "public_key", "fingerprint_sha256")},
-            )
-            assert accepted.status_code == 200, accepted.text
+            accept(self, response.json["detail"]["host_key"])
 
     def connect(self, **overrides: Any) -> falcon.testing.Result:
         return self.client.simulate_post("/api/remote/connect", json=self.connect_body(**overrides))
@@ -67,6 +64,15 @@ class Rvssh:
         again = start_rvssh(self.settings, self.bed)
         self.restarts.append(again)
         return again
+
+
+def accept(rvssh: Rvssh, host_key: dict[str, Any]) -> None:
+    """Trust a 409's key as the UI does: post its fields back to known-hosts/accept."""
+    accepted = rvssh.client.simulate_post(
+        "/api/remote/known-hosts/accept", json={name: host_key[name] for name in ACCEPT_FIELDS}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json == {"ok": True}, accepted.text
 
 
 def get(rvssh: Rvssh, endpoint: str, **params: Any) -> falcon.testing.Result:

@@ -16,9 +16,6 @@ import pytest
 
 from tests.sshbed import free_port, wait_until
 
-# The fields of a 409's host_key that known-hosts/accept takes back.
-ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
-
 
 @dataclass
 class Served:

@@ -16,7 +16,7 @@ from rvssh.app import create_app
 from rvssh.remote.launcher import build_sh_program
 from rvssh.services.container import build_services
 from tests import callers
-from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh
+from tests.integration.rvssh_fixtures import LOOPBACK_HOST, Rvssh, accept
 from tests.sshbed import wait_until
 
 
@@ -135,8 +135,7 @@ def test_host_alias_from_ssh_config_and_its_port_win(rvssh: Rvssh) -> None:
     host_key = first.json["detail"]["host_key"]
     assert host_key["known_hosts_host"] == f"[{bed.host}]:{bed.port}"
     assert (host_key["host"], host_key["port"]) == (bed.host, bed.port)
-    accept = {name: host_key[name] for name in ("host", "port", "key_type", "public_key", "fingerprint_sha256")}
-    assert rvssh.client.simulate_post("/api/remote/known-hosts/accept", json=accept).status_code == 200
+    accept(rvssh, host_key)
     second = rvssh.client.simulate_post("/api/remote/connect", json=body)
     assert second.status_code == 200, second.text
     assert second.json["connection_id"] == f"{bed.user}@{bed.alias}:22"

@@ -6,9 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh
-
-ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
+from tests.integration.rvssh_fixtures import Rvssh, accept
 
 
 def keygen_fingerprint(public_key: str) -> str:
@@ -38,10 +36,7 @@ def test_unknown_host_is_409_with_the_presented_key(rvssh: Rvssh) -> None:
 
 def test_accept_then_connect_then_list_and_remove(rvssh: Rvssh) -> None:
     host_key = rvssh.connect().json["detail"]["host_key"]
-    accepted = rvssh.client.simulate_post(
-        "/api/remote/known-hosts/accept", json={name: host_key[name] for name in ACCEPT_FIELDS}
-    )
-    assert accepted.json == {"ok": True}
+    accept(rvssh, host_key)
     assert rvssh.connect().status_code == 200
     entries = rvssh.client.simulate_get("/api/remote/known-hosts/list").json["entries"]
     assert [(entry["known_hosts_host"], entry["key_type"], entry["fingerprint_sha256"]) for entry in entries] == [
@@ -92,10 +87,7 @@ def test_changed_host_key_expects_the_old_key_of_the_presented_type(rvssh: Rvssh
     rvssh.bed.restart(new_host_keys=True)
     try:
         host_key = assert_changed_with_the_old_key_of_the_presented_type(rvssh, old, pinned)
-        accepted = rvssh.client.simulate_post(
-            "/api/remote/known-hosts/accept", json={name: host_key[name] for name in ACCEPT_FIELDS}
-        )
-        assert accepted.status_code == 200
+        accept(rvssh, host_key)
         assert rvssh.connect().status_code == 200
     finally:
         rvssh.services.masters.exit(rvssh.target)

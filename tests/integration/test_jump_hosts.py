@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, settings_for, start_rvssh, stop_rvssh
-from tests.integration.user_flow import FlowExpectation, accept, connect_through, run_whole_flow
+from tests.integration.rvssh_fixtures import Rvssh, accept, detail, settings_for, start_rvssh, stop_rvssh
+from tests.integration.user_flow import FlowExpectation, connect_through, run_whole_flow
 from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_USER, SshBed, free_port, wait_until
 
 TARGET = "rvt-target"

@@ -27,9 +27,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, start_rvssh, stop_rvssh, settings_for
+from tests.integration.rvssh_fixtures import Rvssh, rvssh_for
 from tests.netbed import NetnsBed
-from tests.sshbed import TEST_HOME, SshBed, _descendants, run_as_user, session_viewer_pids, wait_until
+from tests.sshbed import TEST_HOME, SshBed, run_as_user, session_viewer_pids, wait_until
 
 STORES = f"{TEST_HOME}/rv-link-stores"
 READS = ("/api/remote/sessions", "/api/remote/status", "/api/remote/viewer/sessions")
@@ -137,12 +137,6 @@ def master_pid(rvssh: Rvssh) -> int:
     return rvssh.services.masters.check(rvssh.target) or pytest.fail(f"no master for {record.key}")
 
 
-def server_children(bed: SshBed) -> list[int]:
-    """Return the sshd processes that serve open connections (not the listener)."""
-    assert bed._sshd is not None
-    return _descendants(bed._sshd.pid)
-
-
 def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer_rvssh: Rvssh) -> None:
     session = start_viewer(viewer_rvssh)
     with ReadWatch(viewer_rvssh, session["sessionId"]) as reads:
@@ -156,7 +150,7 @@ def test_a_killed_master_is_healed_on_the_same_port_and_reuses_the_viewer(viewer
 def test_a_frozen_server_past_the_keepalive_window_heals(viewer_rvssh: Rvssh) -> None:
     bed = viewer_rvssh.bed
     session = start_viewer(viewer_rvssh)
-    frozen = server_children(bed)
+    frozen = bed.connection_pids()
     assert frozen
     window = viewer_rvssh.settings.server_alive_interval * viewer_rvssh.settings.server_alive_count_max
     with ReadWatch(viewer_rvssh, session["sessionId"]) as reads:
@@ -254,13 +248,11 @@ def netns_bed(sshbed: SshBed) -> Iterator[NetnsBed]:
 
 @pytest.fixture
 def netns_rvssh(netns_bed: NetnsBed, state_dir: Path, runicorn_python: Path) -> Iterator[Rvssh]:
-    netns_bed.user_known_hosts.write_text(netns_bed.known_hosts_text())
-    instance = start_rvssh(settings_for(state_dir, netns_bed), netns_bed)
-    try:
-        yield instance
-    finally:
-        netns_bed.link_up()
-        stop_rvssh(instance)
+    with rvssh_for(netns_bed, state_dir, key_known=True) as instance:
+        try:
+            yield instance
+        finally:
+            netns_bed.link_up()
 
 
 def test_a_link_down_and_up_again_serves_the_same_port_within_seconds(netns_rvssh: Rvssh) -> None:

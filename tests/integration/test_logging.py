@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.serving import serving
-from tests.integration.test_serve import ACCEPT_FIELDS, end_masters
+from tests.integration.rvssh_fixtures import ACCEPT_FIELDS
+from tests.integration.serving import end_masters, serving
 from tests.sshbed import SshBed, wait_until
 
 TOKEN = "tok-Zr81-never-logged"

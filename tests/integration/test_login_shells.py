@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, detail, ok_json, rvssh_for
+from tests.integration.rvssh_fixtures import Rvssh, detail, get, ok_json, rvssh_for
 from tests.integration.server_beds import (
     BANNER,
     NOPYTHON_BIN,
@@ -31,7 +31,7 @@ from tests.integration.server_beds import (
     VENV_LINK,
     home_of,
 )
-from tests.integration.user_flow import FlowExpectation, connect_through, get, run_whole_flow, viewer_pids
+from tests.integration.user_flow import FlowExpectation, connect_through, run_whole_flow, viewer_pids
 from tests.sshbed import RUNICORN_VENV, SYSTEM_PYTHON, TEST_USER, SshBed, run_as
 
 if TYPE_CHECKING:
@@ -90,10 +90,11 @@ def test_names_with_shell_syntax_reach_the_server_unchanged(on_shells_bed: Rvssh
     user = SHELL_USERS[shell]
     home = home_of(user)
     connected(on_shells_bed, user)
-    listing = ok_json(get(on_shells_bed, "fs/list", connection_id(on_shells_bed, user), path=f"~/{SHELL_SYNTAX_DIR}"))
+    cid = connection_id(on_shells_bed, user)
+    listing = ok_json(get(on_shells_bed, "fs/list", connection_id=cid, path=f"~/{SHELL_SYNTAX_DIR}"))
     assert listing["path"] == f"{home}/{SHELL_SYNTAX_DIR}"
     assert [item["name"] for item in listing["items"]] == ["marker"]
-    exists = ok_json(get(on_shells_bed, "fs/exists", connection_id(on_shells_bed, user), path=f"~/{SHELL_SYNTAX_DIR}"))
+    exists = ok_json(get(on_shells_bed, "fs/exists", connection_id=cid, path=f"~/{SHELL_SYNTAX_DIR}"))
     assert exists == {"path": f"~/{SHELL_SYNTAX_DIR}", "exists": True, "is_dir": True}
     assert not (home / SHELL_CANARY).exists()
 
@@ -111,9 +112,9 @@ def test_start_up_files_that_print_leave_answers_clean(on_shells_bed: Rvssh) -> 
     assert BANNER in plain.stderr.replace("\r", "")
     for user in SHELL_USERS.values():
         connected(on_shells_bed, user)
-        exists = ok_json(get(on_shells_bed, "fs/exists", connection_id(on_shells_bed, user), path="~"))
+        exists = ok_json(get(on_shells_bed, "fs/exists", connection_id=connection_id(on_shells_bed, user), path="~"))
         assert exists == {"path": "~", "exists": True, "is_dir": True}
-        configs = ok_json(get(on_shells_bed, "env-configs", connection_id(on_shells_bed, user)))
+        configs = ok_json(get(on_shells_bed, "env-configs", connection_id=connection_id(on_shells_bed, user)))
         assert configs["configs"]["system"]["runicornVersion"] == "0.7.2", (user, configs)
 
 
@@ -169,15 +170,15 @@ def test_without_python_browsing_works_and_environments_say_none_was_found(
     # The account really has no python on its PATH (its PATH is a folder of links).
     programs = run_as(TEST_USER_NOPYTHON, ["ls", str(NOPYTHON_HOME / NOPYTHON_BIN)]).stdout.split()
     assert "sh" in programs and not {"python", "python3"} & set(programs)
-    listing = ok_json(get(rvssh, "fs/list", cid, path="~"))
+    listing = ok_json(get(rvssh, "fs/list", connection_id=cid, path="~"))
     assert listing["path"] == str(NOPYTHON_HOME)
     assert NOPYTHON_BIN in [item["name"] for item in listing["items"] if item["is_dir"]]
-    assert ok_json(get(rvssh, "fs/exists", cid, path=f"~/{NOPYTHON_BIN}")) == {
+    assert ok_json(get(rvssh, "fs/exists", connection_id=cid, path=f"~/{NOPYTHON_BIN}")) == {
         "path": f"~/{NOPYTHON_BIN}", "exists": True, "is_dir": True}
     none_found = ("No Python found on the server: no python3 or python on the PATH of the login shell "
                   "and no conda or virtualenv environment in the usual places")
-    assert detail(get(rvssh, "conda-envs", cid), 500) == f"Failed to detect environments: {none_found}"
-    assert detail(get(rvssh, "config", cid, conda_env="system"), 500) == (
+    assert detail(get(rvssh, "conda-envs", connection_id=cid), 500) == f"Failed to detect environments: {none_found}"
+    assert detail(get(rvssh, "config", connection_id=cid, conda_env="system"), 500) == (
         f"Failed to get remote configuration: {none_found}")
     start = rvssh.client.simulate_post("/api/remote/viewer/start", json=body_for(
         rvssh, TEST_USER_NOPYTHON, remote_root="~/rvt-never-made", conda_env="system"))
@@ -192,11 +193,11 @@ def test_without_python_environments_are_found_on_disk_and_run_by_path(
     rvssh = on_shells_bed
     cid = connection_id(rvssh, TEST_USER_NOPYTHON)
     connected(rvssh, TEST_USER_NOPYTHON)
-    envs = ok_json(get(rvssh, "conda-envs", cid))["envs"]
+    envs = ok_json(get(rvssh, "conda-envs", connection_id=cid))["envs"]
     assert [(env["name"], env["type"], env["path"], env["runicorn_version"], env["is_default"]) for env in envs] == [
         ("rvt-found", "venv", str(one_environment), "0.7.2", True)
     ]
-    by_path = ok_json(get(rvssh, "env-configs", cid, conda_env=str(one_environment)))["configs"]
+    by_path = ok_json(get(rvssh, "env-configs", connection_id=cid, conda_env=str(one_environment)))["configs"]
     assert by_path[str(one_environment)] == by_path["rvt-found"] == {
         "pythonVersion": by_path["rvt-found"]["pythonVersion"], "runicornVersion": "0.7.2"}
     # The viewer runs in that environment, named by its interpreter's path.
@@ -207,7 +208,7 @@ def test_without_python_environments_are_found_on_disk_and_run_by_path(
         FlowExpectation(user=TEST_USER_NOPYTHON, home=str(NOPYTHON_HOME), system_python=None,
                         conda_env=str(one_environment), python=str(one_environment)),
     )
-    by_name = ok_json(get(rvssh, "config", cid, conda_env="rvt-found"))
+    by_name = ok_json(get(rvssh, "config", connection_id=cid, conda_env="rvt-found"))
     assert (by_name["pythonPath"], by_name["runicornVersion"]) == (str(one_environment), "0.7.2")
-    assert detail(get(rvssh, "config", cid, conda_env="system"), 404) == (
+    assert detail(get(rvssh, "config", connection_id=cid, conda_env="system"), 404) == (
         "No python3 or python on the PATH of the login shell: pick an environment, or name an interpreter by its path")

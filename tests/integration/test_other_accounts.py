@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from rvssh.http.security import OTHER_ACCOUNT, TOKEN_COOKIE
 from tests.integration.other_account import request_as_other
-from tests.integration.serving import ACCEPT_FIELDS, Served, end_masters, serving
+from tests.integration.rvssh_fixtures import ACCEPT_FIELDS
+from tests.integration.serving import Served, end_masters, serving
 from tests.sshbed import SshBed, wait_until
 
 WRONG_TOKEN = {"detail": "Missing or wrong bearer token"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.integration.serving import ACCEPT_FIELDS, end_masters, serving
+from tests.integration.rvssh_fixtures import ACCEPT_FIELDS
+from tests.integration.serving import end_masters, serving
 from tests.sshbed import SshBed
 
 

@@ -17,8 +17,8 @@ import falcon.testing
 import pytest
 
 from rvssh.ssh.exec import SessionSlots
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, rvssh_for
-from tests.integration.user_flow import FlowExpectation, get, run_whole_flow
+from tests.integration.rvssh_fixtures import Rvssh, get, ok_json, rvssh_for
+from tests.integration.user_flow import FlowExpectation, run_whole_flow
 from tests.sshbed import RUNICORN_VENV, TEST_HOME, TEST_USER, SshBed
 
 VENV_PYTHON = str(RUNICORN_VENV / "bin" / "python")
@@ -58,7 +58,7 @@ def test_requests_sent_at_once_all_succeed(small: Rvssh) -> None:
 
     def call(index: int) -> None:
         endpoint, params = calls[index]
-        results[index] = get(small, endpoint, cid, **params)
+        results[index] = get(small, endpoint, connection_id=cid, **params)
 
     threads = [threading.Thread(target=call, args=(index,)) for index in range(len(calls))]
     for thread in threads:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.rvssh_fixtures import Rvssh, ok_json, rvssh_for, settings_for, start_rvssh, stop_rvssh
+from tests.integration.rvssh_fixtures import Rvssh, ok_json, rvssh_for
 from tests.integration.server_beds import TEST_USER_ZSH, home_of
 from tests.integration.user_flow import FlowExpectation, connect_through, run_whole_flow
 from tests.sshbed import TEST_USER, SshBed
@@ -97,11 +97,7 @@ def test_identities_only_keeps_the_agents_keys_out(configured: Rvssh) -> None:
 def test_an_alias_goes_through_the_409_flow_under_its_host_name(
     shells_bed: SshBed, user_config: Path, state_dir: Path
 ) -> None:
-    shells_bed.user_known_hosts.write_text("")
-    instance = start_rvssh(settings_for(state_dir, shells_bed, ssh_config=user_config), shells_bed)
-    try:
+    with rvssh_for(shells_bed, state_dir, ssh_config=user_config) as instance:
         walk = connect_through(instance, {"host": TEST_ALIAS, "use_agent": False})
         assert walk.result.json["connection_id"] == f"{TEST_USER}@{TEST_ALIAS}:22"
         assert [(key["host"], key["port"]) for key in walk.host_keys] == [(shells_bed.host, shells_bed.port)]
-    finally:
-        stop_rvssh(instance)

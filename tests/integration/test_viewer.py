@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.rvssh_fixtures import Rvssh
+from tests.integration.user_flow import port_closed, viewer_pids
 from tests.sshbed import TEST_HOME, TEST_USER, run_as_user, wait_until
 
 VENV_ENV = "runicorn"
@@ -53,16 +53,6 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return response.status, response.read()
     finally:
         connection.close()
-
-
-def port_closed(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def remote_viewer_pids() -> list[int]:
-    listing = subprocess.run(["pgrep", "-u", TEST_USER, "-f", "runicorn viewer"], capture_output=True, text=True)
-    return [int(pid) for pid in listing.stdout.split()]
 
 
 def process_gone(pid: int) -> bool:
@@ -148,21 +138,21 @@ def test_busy_local_port_is_the_references_500_and_leaves_nothing(viewer_ready: 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        before = remote_viewer_pids()
+        before = viewer_pids(TEST_USER)
         result = start(viewer_ready, local_port=port)
     assert result.status_code == 500, result.text
     assert result.json["detail"] == f"Failed to start Remote Viewer: Local port {port} is already in use"
     assert viewer_ready.client.simulate_get("/api/remote/viewer/sessions").json == {"sessions": []}
-    assert remote_viewer_pids() == before
+    assert viewer_pids(TEST_USER) == before
 
 
 def test_env_without_runicorn_is_a_clear_error_and_starts_nothing(viewer_ready: Rvssh) -> None:
-    before = remote_viewer_pids()
+    before = viewer_pids(TEST_USER)
     result = start(viewer_ready, conda_env="system")
     assert result.status_code == 500, result.text
     assert result.json["detail"].startswith("Failed to start Remote Viewer: runicorn is not installed in this environment")
     assert "pip install runicorn" in result.json["detail"]
-    assert remote_viewer_pids() == before
+    assert viewer_pids(TEST_USER) == before
     assert viewer_ready.client.simulate_get("/api/remote/viewer/sessions").json == {"sessions": []}
 
 

@@ -17,13 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from tests.integration.rvssh_fixtures import Rvssh, ok_json
+from tests.integration.rvssh_fixtures import Rvssh, accept, get, ok_json
 from tests.sshbed import run_as, session_viewer_pids, wait_until
 
 if TYPE_CHECKING:
     import falcon.testing
 
-ACCEPT_FIELDS = ("host", "port", "key_type", "public_key", "fingerprint_sha256")
 RUNICORN_VERSION = "0.7.2"
 # What a 409 or a question may ask of one connect at most (hops and factors).
 MAX_STEPS = 6
@@ -38,14 +37,6 @@ class Walk:
     result: falcon.testing.Result
     host_keys: list[dict[str, Any]] = field(default_factory=list)
     questions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def accept(rvssh: Rvssh, host_key: dict[str, Any]) -> None:
-    """Trust a 409's key as the UI does: post its fields back to known-hosts/accept."""
-    accepted = rvssh.client.simulate_post(
-        "/api/remote/known-hosts/accept", json={name: host_key[name] for name in ACCEPT_FIELDS}
-    )
-    assert accepted.json == {"ok": True}, accepted.text
 
 
 def connect_through(
@@ -70,10 +61,6 @@ def connect_through(
             return walk
         walk.result = rvssh.client.simulate_post(path, json=body)
     raise AssertionError(f"still asked after {MAX_STEPS} steps: {walk.result.text}")
-
-
-def get(rvssh: Rvssh, endpoint: str, connection_id: str, **params: Any) -> falcon.testing.Result:
-    return rvssh.client.simulate_get(f"/api/remote/{endpoint}", params={"connection_id": connection_id, **params})
 
 
 def tunnel_health(port: int) -> dict[str, Any]:
@@ -127,18 +114,18 @@ def run_whole_flow(
     The connection must be up already (``connect_through``); the viewer
     start sends ``connect_body`` again, as the UI does, and rides on it.
     """
-    envs = ok_json(get(rvssh, "conda-envs", connection_id))["envs"]
+    envs = ok_json(get(rvssh, "conda-envs", connection_id=connection_id))["envs"]
     system = [env for env in envs if env["name"] == "system"]
     if expect.system_python is None:
         assert system == [], envs
     else:
         assert [(env["path"], env["type"]) for env in system] == [(expect.system_python, "system")], envs
 
-    config = ok_json(get(rvssh, "config", connection_id, conda_env=expect.conda_env))
+    config = ok_json(get(rvssh, "config", connection_id=connection_id, conda_env=expect.conda_env))
     assert (config["pythonPath"], config["runicornVersion"]) == (expect.python, RUNICORN_VERSION), config
     assert config["homeDirectory"] == expect.home
 
-    listing = ok_json(get(rvssh, "fs/list", connection_id, path="~"))
+    listing = ok_json(get(rvssh, "fs/list", connection_id=connection_id, path="~"))
     assert listing["path"] == expect.home, listing
 
     root = f"{expect.home}/rvt-flow-{uuid.uuid4().hex[:8]}"
