@@ -49,7 +49,7 @@ class EnvironmentService:
     Args:
         connections: the live masters.
         executor: runs a program over a master.
-        cache: where answers are kept; None keeps nothing.
+        cache: where answers are kept (one with max_age 0 keeps nothing).
         ports_in_use: the remote ports of a connection's viewers (a kept
             config never suggests one of them).
         clock: the time (tests pass their own).
@@ -59,7 +59,7 @@ class EnvironmentService:
         self,
         connections: ConnectionService,
         executor: RemoteExecutor,
-        cache: ProbeCache | None = None,
+        cache: ProbeCache,
         ports_in_use: PortsInUse | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -68,8 +68,7 @@ class EnvironmentService:
         self._cache = cache
         self._ports_in_use = ports_in_use or (lambda connection_id: set())
         self._clock = clock
-        if cache is not None:
-            connections.on_disconnect(lambda target: cache.forget(target.connection_id))
+        connections.on_disconnect(lambda target: cache.forget(target.connection_id))
 
     def _probe(self, target: Target, subcommand: str, *args: str) -> dict[str, Any]:
         result = self._executor.run(target, build_probe_program(subcommand, *args))
@@ -78,16 +77,15 @@ class EnvironmentService:
     def _run(self, connection_id: str, subcommand: str, *args: str) -> dict[str, Any]:
         return self._probe(self._connections.require_live(connection_id), subcommand, *args)
 
+    def _live(self, connection_id: str) -> tuple[Target, MasterIdentity]:
+        """Return a live connection's target and master, whose answers may be kept (else 400/404)."""
+        record = self._connections.live_record(connection_id)
+        return target_of(record), MasterIdentity(record.connection_id, record.pid, record.started_at)
+
     def _kept(self, connection_id: str, query: tuple[str, ...], args: tuple[str, ...], refresh: bool) -> dict[str, Any]:
         """Return the answer of ``query`` (the probe run with ``args``) on a live connection, kept or probed."""
-        record = self._connections.live_record(connection_id)
-        target = target_of(record)
-        if self._cache is None:
-            started = self._clock()
-            found = CachedAnswer(self._probe(target, *args), started, cached=False)
-        else:
-            master = MasterIdentity(record.connection_id, record.pid, record.started_at)
-            found = self._cache.answer(master, query, lambda: self._probe(target, *args), refresh)
+        target, master = self._live(connection_id)
+        found = self._cache.answer(master, query, lambda: self._probe(target, *args), refresh)
         return with_age(found, self._clock())
 
     def conda_envs(self, connection_id: str, refresh: bool = False) -> dict[str, Any]:
@@ -154,10 +152,7 @@ class EnvironmentService:
         """
         if not env_name or env_name == SYSTEM_ENV:
             return None
-        if self._cache is None:
-            return str(self._probe(target, "python-of", env_name)["python"])
-        record = self._connections.live_record(target.connection_id)
-        master = MasterIdentity(record.connection_id, record.pid, record.started_at)
+        _, master = self._live(target.connection_id)
         known = self._cache.read(master, config_query(env_name))
         if known is not None and isinstance(known.answer.get("pythonPath"), str):
             return str(known.answer["pythonPath"])
@@ -181,13 +176,10 @@ class EnvironmentService:
         an interpreter (and imports runicorn) on the server, work that only
         the environments someone picks need.
         """
-        if self._cache is None:
-            return
         try:
-            record = self._connections.live_record(target.connection_id)
+            _, master = self._live(target.connection_id)
         except RvsshError:
             return  # gone again already
-        master = MasterIdentity(record.connection_id, record.pid, record.started_at)
         claim = self._cache.try_probing(master, ENVS_QUERY)
         if claim is None:
             return
@@ -197,7 +189,6 @@ class EnvironmentService:
         thread.start()
 
     def _prefetch(self, target: Target, master: MasterIdentity, claim: ProbeClaim) -> None:
-        assert self._cache is not None
         try:
             started = self._clock()
             self._cache.write(master, ENVS_QUERY, started, self._probe(target, *ENVS_QUERY))

@@ -65,8 +65,8 @@ def executor() -> FakeExecutor:
     return FakeExecutor({"config": CONFIG, "envs": ENVS, "python-of": {"ok": True, "python": "/found/python"}})
 
 
-def service(tmp_path: Path, executor: FakeExecutor, ports: set[int]) -> EnvironmentService:
-    cache = ProbeCache(tmp_path / "cache", max_age=600, lock_timeout=5)
+def service(tmp_path: Path, executor: FakeExecutor, ports: set[int], max_age: float = 600) -> EnvironmentService:
+    cache = ProbeCache(tmp_path / "cache", max_age=max_age, lock_timeout=5)
     return EnvironmentService(FakeConnections(), executor, cache, ports_in_use=lambda connection_id: ports)  # type: ignore[arg-type]
 
 
@@ -95,3 +95,15 @@ def test_the_interpreter_of_a_start_comes_from_kept_answers(tmp_path: Path, exec
     assert environments.python_for(target, "gone") == "/found/python"
     assert environments.python_for(target, "gone") == "/found/python"
     assert executor.runs == ["envs", "config", "python-of"]
+
+
+def test_with_answers_kept_for_no_time_every_call_asks_the_server(tmp_path: Path, executor: FakeExecutor) -> None:
+    environments = service(tmp_path, executor, set(), max_age=0)
+    target = Target("gpu", 22, "me")
+    environments.prefetch(target)  # nothing is asked ahead when nothing is kept
+    assert executor.runs == []
+    environments.conda_envs(CONNECTION)
+    environments.conda_envs(CONNECTION)
+    assert environments.config(CONNECTION, "base")["pythonPath"] == "/opt/conda/bin/python"
+    assert environments.python_for(target, "base") == "/found/python"
+    assert executor.runs == ["envs", "envs", "config", "python-of"]
