@@ -113,10 +113,10 @@ class ViewerReads:
 
     def get(self, session_id: str) -> ViewerSession:
         """Return one session as last recorded, or raise 404."""
-        record = next((record for record in self._state.viewers.recent() if record.session_id == session_id), None)
-        if record is None:
+        found = self._state.viewers.recent(session_id=session_id)
+        if not found:
             raise NotFoundError(f"Session not found: {session_id}")
-        return to_session(record)
+        return to_session(found[0])
 
 
 class ViewerLifecycle:

@@ -203,11 +203,12 @@ class RecordDirectory(Generic[RecordT]):
 
     def all(self) -> list[RecordT]:
         """Return every record, oldest first (by ``created_at``)."""
-        return [_from_dict(self._kind, value) for value in self._listing()]  # type: ignore[misc]
+        return [record for _, record in self._listing()]
 
-    def recent(self, max_age: float = RECENT_ENOUGH) -> list[RecordT]:
+    def recent(self, max_age: float = RECENT_ENOUGH, **fields: Any) -> list[RecordT]:
         """Return every record as :meth:`all` does, from a listing at most ``max_age`` seconds old.
 
+        ``fields`` keeps only the records with those values (``session_id=...``).
         For reads only (a writer reads under its lock with :meth:`get`): this
         process's own writes show at once, another process's within
         ``max_age``. PERF: the UI polls ``viewer/sessions`` and the listing's
@@ -217,13 +218,17 @@ class RecordDirectory(Generic[RecordT]):
         with self._guard:
             snapshot = self._snapshot
         if snapshot is None or now - snapshot[0] > max_age:
-            snapshot = (now, self._listing())
+            listing = self._listing()
             with self._guard:
-                self._snapshot = snapshot
-        return [_from_dict(self._kind, value) for value in snapshot[1]]  # type: ignore[misc]
+                self._snapshot = (now, [value for value, _ in listing])
+            return [record for _, record in listing
+                    if all(getattr(record, name) == wanted for name, wanted in fields.items())]
+        # Records are mutable: each caller gets its own, built only for the values it asked for.
+        return [_from_dict(self._kind, value) for value in snapshot[1]  # type: ignore[misc]
+                if all(value.get(name) == wanted for name, wanted in fields.items())]
 
-    def _listing(self) -> list[Any]:
-        """Return the JSON of every valid record, oldest first."""
+    def _listing(self) -> list[tuple[Any, RecordT]]:
+        """Return the JSON and the record of every valid record file, oldest first."""
         found = []
         seen = set()
         try:
@@ -241,12 +246,12 @@ class RecordDirectory(Generic[RecordT]):
             value = self._read_value(entry.path, info)
             record = _from_dict(self._kind, value)
             if record is not None:
-                found.append((record.created_at, value))
+                found.append((value, record))
         with self._guard:
             for gone in set(self._parsed) - seen:
                 if not os.path.exists(gone):
                     del self._parsed[gone]
-        return [value for _, value in sorted(found, key=lambda item: item[0])]
+        return sorted(found, key=lambda item: item[1].created_at)
 
 
 class StateStore:

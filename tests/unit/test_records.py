@@ -59,3 +59,16 @@ def test_reads_of_a_recent_listing_see_their_own_writes_at_once_and_others_withi
     listed = reader.viewers.recent(max_age=60)[0]
     listed.status = "running"
     assert reader.viewers.recent(max_age=60)[0].status == "starting"  # each read is a record of its own
+
+
+def test_a_recent_read_can_ask_for_one_record_by_its_fields(tmp_path: Path) -> None:
+    state = StateStore(tmp_path, 5)
+    state.viewers.put("b", session("b", created_at=2.0))
+    state.viewers.put("a", session("a"))
+    for _listed_anew_then_from_memory in range(2):
+        assert [record.session_id for record in state.viewers.recent(session_id="b")] == ["b"]
+        assert state.viewers.recent(session_id="nope") == []
+        assert [record.session_id for record in state.viewers.recent(status="starting")] == ["a", "b"]
+    mine = state.viewers.recent(session_id="a")[0]
+    mine.status = "running"  # each caller's records are its own
+    assert state.viewers.recent(session_id="a")[0].status == "starting"
