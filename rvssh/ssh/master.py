@@ -37,7 +37,6 @@ from rvssh.ssh.process import run_command
 from rvssh.ssh.prompts import (
     PARTIAL_SUCCESS,
     PROMPT_PATTERN,
-    PROXY_CLOSED,
     FailureKind,
     Prompt,
     PromptKind,
@@ -294,7 +293,7 @@ class MasterController:
         if kind is FailureKind.HOST_KEY:
             error = build_host_key_error(output, capture_file, self._fingerprint, self._find_stored_key)
             return error if error is not None else ConnectError(f"Connection failed: {summary}")
-        if PROXY_CLOSED.search(output):
+        if kind is FailureKind.PROXY:
             # A hop's own words went to /dev/null (ssh does that for a
             # ControlPersist master): its refused key is found from the
             # capture, anything else is worded from the route.

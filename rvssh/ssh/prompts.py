@@ -86,21 +86,21 @@ def classify_prompt(text: str, echo: bool = False) -> Prompt:
 
 class FailureKind(enum.Enum):
     HOST_KEY = "host_key"
+    PROXY = "proxy"
     AUTH = "auth"
     CONNECT = "connect"
 
 
-# What ssh prints when it gives up, mapped to the kind of failure.
+# What ssh prints when it gives up, mapped to the kind of failure; the first that matches wins.
 FAILURE_TABLE: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
     (re.compile(r"Host key verification failed"), FailureKind.HOST_KEY),
+    # Its ProxyJump (or ProxyCommand) hop closed the connection: the peer of
+    # a proxy is a pipe, which ssh names "UNKNOWN port 65535".
+    (re.compile(r"Connection closed by UNKNOWN port 65535"), FailureKind.PROXY),
     (re.compile(r"Permission denied|Too many authentication failures|Authentication failed"), FailureKind.AUTH),
 )
 
 PARTIAL_SUCCESS = re.compile(r'Authenticated using "(?P<method>[^"]+)" with partial success')
-
-# What ssh says when its ProxyJump (or ProxyCommand) hop closed the connection:
-# the peer of a proxy is a pipe, which ssh names "UNKNOWN port 65535".
-PROXY_CLOSED = re.compile(r"Connection closed by UNKNOWN port 65535")
 
 
 def classify_failure(output: str) -> FailureKind:

@@ -81,6 +81,8 @@ def test_partial_success_names_the_accepted_method() -> None:
     [
         ("No ED25519 host key is known for [h]:22 and you have requested strict checking.\r\nHost key verification failed.\r\n", FailureKind.HOST_KEY),
         ("u@h: Permission denied (publickey).\r\n", FailureKind.AUTH),
+        ("Connection closed by UNKNOWN port 65535\r\n", FailureKind.PROXY),
+        ("b@bastion: Permission denied (publickey).\r\nConnection closed by UNKNOWN port 65535\r\n", FailureKind.PROXY),
         ("ssh: connect to host 127.0.0.1 port 1: Connection refused\r\n", FailureKind.CONNECT),
         ("ssh: Could not resolve hostname nohost: Name or service not known\r\n", FailureKind.CONNECT),
     ],
