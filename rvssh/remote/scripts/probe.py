@@ -68,7 +68,7 @@ STORAGE_PARTS = ("runs", "archive", "index")
 MAX_RUN_DEPTH = 4
 MAX_RUN_COUNT = 200
 MAX_CANDIDATES = 12
-# Extra free ports a config answer carries (rvssh keeps answers; see spare_ports).
+# Extra free ports a config answer carries (rvssh keeps answers; see distinct_free_ports).
 SPARE_PORTS = 4
 SCAN_BUDGET_S = 15.0
 
@@ -789,6 +789,7 @@ def cmd_config(env_name: str) -> "Dict[str, Any]":
     if env.python_version == "Unknown" or not (started or interpreter_starts(env.python)):
         raise ProbeError("internal", "Failed to run Python in environment: %s" % (env_name or "system"))
     root = default_storage_root(env.runicorn_version is not None)
+    suggested, *spares = distinct_free_ports(1 + SPARE_PORTS)
     return {
         "ok": True,
         "condaEnv": env_name,
@@ -797,14 +798,18 @@ def cmd_config(env_name: str) -> "Dict[str, Any]":
         "pythonPath": env.python,
         "defaultStorageRoot": root,
         "storageRootExists": os.path.isdir(root),
-        "suggestedRemotePort": free_local_port(),
-        "spareRemotePorts": spare_ports(SPARE_PORTS),
+        "suggestedRemotePort": suggested,
+        "spareRemotePorts": spares,
         "homeDirectory": home_dir(),
     }
 
 
-def spare_ports(count: int) -> "List[int]":
-    """Return ``count`` more free ports: a kept config suggests one when a viewer took the first."""
+def distinct_free_ports(count: int) -> "List[int]":
+    """Return up to ``count`` different free ports, at least one.
+
+    The first is suggested; the rest are spares a kept config suggests when
+    a viewer took the first.
+    """
     ports: List[int] = []
     for _ in range(count * 2):
         port = free_local_port()
