@@ -369,7 +369,7 @@ def test_config_of_an_env_with_runicorn(env_home: Path) -> None:
     port = payload.pop("suggestedRemotePort")
     spares = payload.pop("spareRemotePorts")
     assert all(isinstance(value, int) and 1024 <= value <= 65535 for value in [port, *spares])
-    assert len(set(spares)) == len(spares) >= 1
+    assert len(set(spares)) == len(spares) >= 1 and port not in spares
     assert payload == {
         "ok": True, "condaEnv": "a", "pythonVersion": "Python 3.11.7", "runicornVersion": "0.7.2",
         "pythonPath": str(env_home / "miniconda3" / "envs" / "a" / "bin" / "python"),
