@@ -12,6 +12,7 @@ from rvssh.models import (
     SessionsResponse,
     StatusResponse,
 )
+from rvssh.http.responses import send_model
 from rvssh.services.container import Services
 
 
@@ -36,8 +37,7 @@ class SessionsResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.data = SessionsResponse(sessions=self._services.connections.list()).model_dump_json().encode()
-        resp.content_type = falcon.MEDIA_JSON
+        send_model(resp, SessionsResponse(sessions=self._services.connections.list()))
 
 
 class DisconnectResource:
@@ -62,11 +62,10 @@ class StatusResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         connections = self._services.connections.list()
         viewer_sessions = self._services.list_viewer_sessions()
-        # PERF: pydantic writes the JSON itself (#14).
-        resp.data = StatusResponse(
+        status = StatusResponse(
             connections=connections,
             viewer_sessions=viewer_sessions,
             connection_count=len(connections),
             viewer_session_count=len(viewer_sessions),
-        ).model_dump_json(by_alias=True).encode()
-        resp.content_type = falcon.MEDIA_JSON
+        )
+        send_model(resp, status, by_alias=True)

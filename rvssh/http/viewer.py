@@ -12,6 +12,7 @@ from rvssh.models import (
     ViewerStartResponse,
     ViewerStopRequest,
 )
+from rvssh.http.responses import send_model
 from rvssh.services.container import Services
 
 
@@ -48,9 +49,7 @@ class ViewerSessionsResource:
         self._viewer = services.viewer_reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        # PERF: the UI polls this; pydantic writes the JSON itself (#14).
-        resp.data = ViewerSessionsResponse(sessions=self._viewer.list_sessions()).model_dump_json(by_alias=True).encode()
-        resp.content_type = falcon.MEDIA_JSON
+        send_model(resp, ViewerSessionsResponse(sessions=self._viewer.list_sessions()), by_alias=True)  # the UI polls it
 
 
 class ViewerStatusResource:
