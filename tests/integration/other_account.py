@@ -17,10 +17,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.sshbed import SYSTEM_PYTHON, run_as
+
 TEST_USER_OTHER = "rvssh-other"
-# NOTE: Debian's interpreter: the suite's venv python may live where this
-# account cannot read it (/root).
-SYSTEM_PYTHON = "/usr/bin/python3"
 # The request comes on stdin (so a token never reaches argv), the answer goes to stdout as JSON.
 REQUEST_PROGRAM = """
 import http.client, json, sys
@@ -65,11 +64,9 @@ def request_as_other(port: int, method: str, path: str, body: Any = None, header
         sent.setdefault("Content-Type", "application/json")
     spec = {"port": port, "method": method, "path": path, "headers": sent,
             "body": json.dumps(body) if body is not None else None}
-    finished = subprocess.run(
-        ["/usr/sbin/runuser", "-u", TEST_USER_OTHER, "--", SYSTEM_PYTHON, "-I", "-c", REQUEST_PROGRAM],
-        input=json.dumps(spec), capture_output=True, text=True, timeout=60, check=False, cwd="/",
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-    )
+    # NOTE: Debian's interpreter: the suite's venv python may live where this account cannot read it (/root).
+    finished = run_as(TEST_USER_OTHER, [str(SYSTEM_PYTHON), "-I", "-c", REQUEST_PROGRAM], input=json.dumps(spec),
+                      check=False, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     assert finished.returncode == 0, finished.stderr
     answer = json.loads(finished.stdout)
     return Answer(answer["status"], {name.lower(): value for name, value in answer["headers"]}, answer["body"])
